@@ -1,0 +1,38 @@
+"""Writing outputs so that an interrupted stage never leaves a half-written file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)  # readers see the old file or the new one, never a partial one
+
+
+def save_tensors(obj, path: Path) -> None:
+    """torch.save a dict of tensors and plain values (loadable with weights_only=True)."""
+    _atomic(path, lambda tmp: torch.save(obj, tmp))
+
+
+def load_tensors(path: Path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save_json(obj, path: Path) -> None:
+    _atomic(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
+
+
+def save_text(text: str, path: Path) -> None:
+    _atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def save_csv(frame, path: Path) -> None:
+    _atomic(path, lambda tmp: frame.to_csv(tmp, index=False))

@@ -1,0 +1,105 @@
+"""The prepare stage end to end on tiny data: outputs, and errors raised before any output."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from helpers import ROOT
+
+STAGE = ROOT / "stages" / "prepare.py"
+
+
+def run_stage(tmp_path, task, prepare_params, sums):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"prepare": prepare_params}))
+    out = tmp_path / "out" / task
+    metrics = tmp_path / "metrics" / f"{task}.json"
+    cmd = [sys.executable, str(STAGE), task, "--params", str(params), "--out", str(out),
+           "--metrics", str(metrics), "--sums", str(sums), "--downloads", str(tmp_path / "dl")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    return proc, out, metrics
+
+
+def test_ptb_outputs(tmp_path, tiny_ptb):
+    proc, out, metrics = run_stage(tmp_path, "ptb", tiny_ptb["params"], tiny_ptb["sums"])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(metrics.read_text())["train_tokens"] == 14
+    tokens = torch.load(out / "train.pt", weights_only=True)
+    assert tokens.shape == (14,)
+    assert len((out / "vocab.txt").read_text().split()) == 9
+
+
+def test_an4_outputs(tmp_path, tiny_an4):
+    proc, out, metrics = run_stage(tmp_path, "an4", tiny_an4["params"], tiny_an4["sums"])
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(metrics.read_text())
+    assert result["train_utterances"] == 3 and result["feature_dim"] == 13
+    assert (out / "manifest.csv").read_text().startswith("split,utterance,speaker,seconds,frames")
+    packed = torch.load(out / "test.pt", weights_only=True)
+    assert packed["utterances"] == ["an9-spk3-b"]
+
+
+def _break(kind, fixture, tmp_path):
+    """Mutate a tiny dataset or its params into one of the user errors."""
+    params = json.loads(json.dumps(fixture["params"]))
+    if kind == "missing dir":
+        params["source"] = str(tmp_path / "absent")
+    elif kind == "bad type":
+        params["ptb"]["vocab_size"] = "big"
+    elif kind == "out of range":
+        params["ptb"]["vocab_size"] = 0
+    elif kind == "unknown key":
+        params["ptb"]["vocab"] = 5
+    elif kind == "checksum":
+        (fixture["folder"] / "ptb.test.txt").write_text("changed\n")
+    elif kind == "count":
+        params["ptb"]["expected_tokens"] = [1, 4, 4]
+    return params
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("missing dir", "absent/ptb does not exist"),
+    ("bad type", "'prepare.ptb.vocab_size' is 'big' (str)"),
+    ("out of range", "'prepare.ptb.vocab_size' is 0, out of range"),
+    ("unknown key", "unknown key 'prepare.ptb.vocab'"),
+    ("checksum", "checksum mismatch for"),
+    ("count", "has 14 tokens, expected 1"),
+])
+def test_errors_are_one_line_and_write_nothing(tmp_path, tiny_ptb, kind, words):
+    params = _break(kind, tiny_ptb, tmp_path)
+    proc, out, metrics = run_stage(tmp_path, "ptb", params, tiny_ptb["sums"])
+    assert proc.returncode == 2
+    assert words in proc.stderr
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
+    assert not out.exists() and not metrics.exists()
+
+
+def test_unknown_task(tmp_path, tiny_ptb):
+    proc, out, _ = run_stage(tmp_path, "timit", tiny_ptb["params"], tiny_ptb["sums"])
+    assert proc.returncode == 2 and "unknown task 'timit'" in proc.stderr
+
+
+def test_truncated_audio_is_named(tmp_path, tiny_an4):
+    # The sums are rewritten so that the check that fails is the audio reader's own.
+    from helpers import write_sums
+
+    victim = tiny_an4["folder"] / "wav/an4_clstk/spk1/an2-spk1-b.sph"
+    victim.write_bytes(victim.read_bytes()[:2000])
+    names = [line.split()[1] for line in tiny_an4["sums"].read_text().splitlines()]
+    write_sums(tiny_an4["folder"], names, tiny_an4["sums"])
+    proc, out, _ = run_stage(tmp_path, "an4", tiny_an4["params"], tiny_an4["sums"])
+    assert proc.returncode == 2
+    assert "an2-spk1-b.sph is unreadable: truncated" in proc.stderr
+    assert not out.exists()
+
+
+def test_source_data_untouched(tmp_path, tiny_an4):
+    before = {p: p.read_bytes() for p in tiny_an4["folder"].rglob("*") if p.is_file()}
+    proc, _, _ = run_stage(tmp_path, "an4", tiny_an4["params"], tiny_an4["sums"])
+    assert proc.returncode == 0, proc.stderr
+    after = {p: p.read_bytes() for p in tiny_an4["folder"].rglob("*") if p.is_file()}
+    assert before == after
