@@ -1,0 +1,153 @@
+"""Gradient-based weight growth: which dormant connections to wake.
+
+Growth (the paper's stage a, and the row/column growth of stage c) starts
+from a sparse seed and activates the dormant connections whose loss gradient
+is largest, because those are the ones that would reduce the loss fastest if
+they were allowed to move. The gradient must be taken with respect to the
+EFFECTIVE weight (``weight * mask``), since the gradient of the raw parameter
+at a masked-out position is zero.
+
+The decision functions are pure, in the style of ``torch.nn.utils.prune``'s
+``compute_mask``: they return a new mask and never mutate their inputs, and
+an active entry is never changed. Counts are exact (see
+:func:`symbiotic.sparsity.pruning.count_for_ratio`) and ties go to the lower
+flat index, so the same gradients always wake the same entries.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from symbiotic.sparsity.pruning import count_for_ratio, select_extreme
+
+__all__ = ["grow_mask", "grow_masks", "GradientAccumulator"]
+
+
+def _dormant(mask: Tensor) -> Tensor:
+    return mask == 0
+
+
+def _candidates(grad_mag: Tensor, mask: Tensor) -> Tensor:
+    """Dormant entries that may be woken: a zero (or NaN) gradient never is.
+
+    A zero gradient gives no evidence that the connection helps, so waking it
+    would only add cost; NaN fails ``> 0`` and is excluded the same way.
+    """
+    return _dormant(mask) & (grad_mag.detach().abs() > 0)
+
+
+def _with_set(mask: Tensor, flat_idx: Tensor) -> Tensor:
+    out = mask.clone()
+    out.view(-1)[flat_idx] = 1
+    return out
+
+
+def grow_mask(grad_mag: Tensor, mask: Tensor, ratio: float) -> Tensor:
+    """New mask waking the top ``ratio`` fraction of dormant entries by |gradient|.
+
+    ``k = count_for_ratio(ratio, n_dormant)`` where ``n_dormant`` counts ALL
+    dormant entries (the percentile is over the dormant population); the ``k``
+    with the largest gradient magnitude are woken, ties to the lower flat
+    index. Entries with zero gradient are never woken, so fewer than ``k``
+    wake when fewer than ``k`` dormant entries have a nonzero gradient.
+    """
+    if grad_mag.shape != mask.shape:
+        raise ValueError(f"gradient {tuple(grad_mag.shape)} and mask {tuple(mask.shape)} differ in shape")
+    k = count_for_ratio(ratio, int(_dormant(mask).sum().item()))
+    cand = _candidates(grad_mag, mask)
+    k = min(k, int(cand.sum().item()))
+    return _with_set(mask, select_extreme(grad_mag.abs(), cand, k, largest=True))
+
+
+def grow_masks(
+    grads: dict[str, Tensor],
+    masks: dict[str, Tensor],
+    ratio: float,
+    scope: str = "global",
+) -> dict[str, Tensor]:
+    """Grow several matrices; returns a new mask for every key of ``masks``.
+
+    ``"global"`` ranks the dormant entries of all matrices together (one
+    percentile), so connections go where the gradient is largest, whichever
+    matrix that is; ties across matrices go to the matrix that comes first in
+    ``masks``. ``"per_matrix"`` wakes the same share of each matrix.
+    """
+    missing = [name for name in masks if name not in grads]
+    if missing:
+        raise ValueError(f"no gradient for masked tensor(s): {', '.join(missing)}")
+    if scope == "per_matrix":
+        return {name: grow_mask(grads[name], mask, ratio) for name, mask in masks.items()}
+    if scope != "global":
+        raise ValueError(f"scope must be 'global' or 'per_matrix', got {scope!r}")
+    names = list(masks)
+    if not names:
+        return {}
+    for name in names:
+        if grads[name].shape != masks[name].shape:
+            raise ValueError(
+                f"{name}: gradient {tuple(grads[name].shape)} and mask {tuple(masks[name].shape)} differ in shape"
+            )
+    device = masks[names[0]].device
+    scores = torch.cat([grads[n].detach().abs().reshape(-1).to(device, torch.float64) for n in names])
+    dormant = torch.cat([_dormant(masks[n]).reshape(-1).to(device) for n in names])
+    cand = dormant & (scores > 0)
+    k = min(count_for_ratio(ratio, int(dormant.sum().item())), int(cand.sum().item()))
+    chosen = torch.zeros_like(dormant)
+    chosen[select_extreme(scores, cand, k, largest=True)] = True
+    out, start = {}, 0
+    for n in names:
+        size = masks[n].numel()
+        part = chosen[start : start + size].to(masks[n].device)
+        out[n] = _with_set(masks[n], part.nonzero().reshape(-1))
+        start += size
+    return out
+
+
+class GradientAccumulator:
+    """Gradient magnitude averaged over many batches, per named tensor.
+
+    The paper ranks dormant connections by the gradient of the loss over the
+    training set. That gradient is the mean of the per-batch gradients, so
+    this sums the SIGNED per-batch gradients and :meth:`mean_magnitude`
+    returns ``|sum / batches|``. (Averaging ``|grad|`` instead would reward
+    connections whose gradient merely flips sign from batch to batch, which
+    would not lower the training-set loss.)
+
+    A ``None`` gradient (a tensor that took no part in a batch) counts as a
+    zero gradient for that batch. Sums are kept in float32 or wider on the
+    gradients' device.
+    """
+
+    def __init__(self) -> None:
+        self._sums: dict[str, Tensor] = {}
+        self.batches = 0
+
+    def add(self, named_grads: dict[str, Tensor | None]) -> None:
+        """Add one batch's gradients (detached copies; inputs are not kept)."""
+        for name, grad in named_grads.items():
+            if grad is None:
+                continue
+            g = grad.detach()
+            if not g.is_floating_point() or g.dtype in (torch.float16, torch.bfloat16):
+                g = g.float()
+            if name in self._sums:
+                if self._sums[name].shape != g.shape:
+                    raise ValueError(
+                        f"{name}: gradient shape {tuple(g.shape)} differs from earlier {tuple(self._sums[name].shape)}"
+                    )
+                self._sums[name] += g.to(self._sums[name].dtype)
+            else:
+                self._sums[name] = g.clone()
+        self.batches += 1
+
+    def mean_magnitude(self) -> dict[str, Tensor]:
+        """``|mean gradient|`` per name over all batches added so far."""
+        if self.batches == 0:
+            raise ValueError("no batches added; call add() at least once")
+        return {name: (s / self.batches).abs() for name, s in self._sums.items()}
+
+    def reset(self) -> None:
+        """Forget everything, e.g. before the next growth step."""
+        self._sums.clear()
+        self.batches = 0

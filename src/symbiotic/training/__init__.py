@@ -1,0 +1,1 @@
+"""Training control: ratio/criterion/learning-rate schedules and rollback snapshots."""
