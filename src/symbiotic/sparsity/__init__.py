@@ -1,0 +1,1 @@
+"""Sparsity: masks beside weights, structured units, pruning/growth decisions and thinning."""

@@ -1,0 +1,229 @@
+"""Structured units of an H-LSTM language model: what row/column pruning removes.
+
+A unit is one neuron whose removal deletes whole rows and columns:
+
+- ``"embed"``     the E embedding dimensions;
+- ``"hidden.{l}"`` the H_l hidden units of layer l;
+- ``"gate.{l}"``   the 4*G_l gate-hidden neurons of layer l, index k*G + g
+  (neuron g of gate k, matching the gate-major rows of ``u_x``).
+
+Every parameter is described once by a :class:`Link`: which unit key its
+entries PRODUCE (``dst``) and which they READ (``src``), each with the tensor
+axes that index the units. Incoming connections of a unit are the links that
+produce it, outgoing ones the links that read it. Thinning and widening use
+the same table, so the structure of the model is written down in one place.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from symbiotic.models.hlstm import GATES
+from symbiotic.sparsity.masks import masked_weights
+
+__all__ = [
+    "Link",
+    "layout",
+    "unit_keys",
+    "unit_count",
+    "unit_scores",
+    "active_units",
+    "remove_units",
+    "wake_units",
+    "dims",
+]
+
+End = tuple[str, tuple[int, ...]]  # (unit key, axes of the tensor that index its units, ascending)
+
+
+@dataclass(frozen=True)
+class Link:
+    """One parameter: the units it produces (``dst``) and reads (``src``), or None."""
+
+    name: str  # qualified name in model.named_parameters()
+    dst: End | None
+    src: End | None
+
+
+@dataclass(frozen=True)
+class _Touch:
+    """A parameter seen from one unit key: its unit axes and the unit at the other end."""
+
+    name: str
+    axes: tuple[int, ...]
+    other: End | None
+    outgoing: bool
+
+
+def layout(model: nn.Module) -> list[Link]:
+    """Every parameter of an HLSTMLanguageModel with the unit keys on its axes."""
+    links = [Link("embedding.weight", ("embed", (1,)), None)]  # (V, E): vocab rows are no unit
+    for l in range(len(model.layers)):
+        p, gate, hid = f"layers.{l}.", f"gate.{l}", f"hidden.{l}"
+        prev = "embed" if l == 0 else f"hidden.{l - 1}"
+        links += [
+            Link(p + "u_x", (gate, (0,)), (prev, (1,))),  # (4G, I)
+            Link(p + "u_h", (gate, (0,)), (hid, (1,))),  # (4G, H)
+            Link(p + "u_b", (gate, (0,)), None),  # (4G,)
+            Link(p + "w", (hid, (1,)), (gate, (0, 2))),  # (4, H, G): axes 0,2 flatten to k*G+g
+            Link(p + "w_b", (hid, (1,)), None),  # (4, H)
+        ]
+    last = f"hidden.{len(model.layers) - 1}"
+    links += [Link("decoder_w", None, (last, (1,))), Link("decoder_b", None, None)]  # (V, H), (V,)
+    return links
+
+
+def unit_keys(model: nn.Module) -> list[str]:
+    """``["embed", "gate.0", "hidden.0", "gate.1", ...]`` in input-to-output order."""
+    keys = ["embed"]
+    for l in range(len(model.layers)):
+        keys += [f"gate.{l}", f"hidden.{l}"]
+    return keys
+
+
+def _touches(model: nn.Module, key: str) -> list[_Touch]:
+    out = []
+    for link in layout(model):
+        if link.dst is not None and link.dst[0] == key:
+            out.append(_Touch(link.name, link.dst[1], link.src, outgoing=False))
+        if link.src is not None and link.src[0] == key:
+            out.append(_Touch(link.name, link.src[1], link.dst, outgoing=True))
+    if not out:
+        raise KeyError(f"unknown unit key {key!r}; the model has {unit_keys(model)}")
+    return out
+
+
+def _tensors(model: nn.Module) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    params = dict(model.named_parameters())
+    masks = {name: mask for name, _, mask in masked_weights(model)}
+    return params, masks
+
+
+def _size(shape, axes) -> int:
+    return math.prod(shape[a] for a in axes)
+
+
+def _per_unit(t: Tensor, axes: tuple[int, ...]) -> Tensor:
+    """t viewed as (n_units, rest): unit axes first, flattened in the given order."""
+    rest = [a for a in range(t.dim()) if a not in axes]
+    return t.permute(*axes, *rest).reshape(_size(t.shape, axes), -1)
+
+
+def _spread(vec: Tensor, shape, axes: tuple[int, ...]) -> Tensor:
+    """A per-unit vector reshaped to broadcast against a tensor of ``shape``."""
+    return vec.view([shape[a] if a in axes else 1 for a in range(len(shape))])
+
+
+def unit_count(model: nn.Module, key: str) -> int:
+    """How many units (active or not) ``key`` has in the current tensors."""
+    params, _ = _tensors(model)
+    touch = _touches(model, key)[0]
+    return _size(params[touch.name].shape, touch.axes)
+
+
+def _selection(model: nn.Module, key: str, index) -> Tensor:
+    params, _ = _tensors(model)
+    device = params[_touches(model, key)[0].name].device
+    sel = torch.zeros(unit_count(model, key), dtype=torch.bool, device=device)
+    sel[torch.as_tensor(index, dtype=torch.long, device=device)] = True
+    return sel
+
+
+@torch.no_grad()
+def unit_scores(model: nn.Module, key: str) -> Tensor:
+    """Sum of |weight * mask| over every entry touching each unit, in and out, (n_units,).
+
+    Biases and embedding columns count too (unmasked, so mask = 1): they are
+    removed with the unit, so they belong to its size.
+    """
+    params, masks = _tensors(model)
+    scores = None
+    for t in _touches(model, key):
+        w = params[t.name].detach()
+        w = (w * masks[t.name] if t.name in masks else w).abs()
+        s = _per_unit(w, t.axes).sum(1)
+        scores = s if scores is None else scores + s
+    return scores
+
+
+@torch.no_grad()
+def active_units(model: nn.Module, key: str) -> Tensor:
+    """Bool (n_units,): True iff any OUTGOING mask entry of the unit is 1.
+
+    A unit whose outgoing connections are all masked cannot affect the output,
+    so it can be removed without changing anything.
+    """
+    params, masks = _tensors(model)
+    active = torch.zeros(unit_count(model, key), dtype=torch.bool, device=params["decoder_w"].device)
+    for t in _touches(model, key):
+        if t.outgoing:
+            m = masks.get(t.name, torch.ones_like(params[t.name]))  # unmasked = all connected
+            active |= _per_unit(m != 0, t.axes).any(1)
+    return active
+
+
+@torch.no_grad()
+def remove_units(model: nn.Module, key: str, index) -> None:
+    """Zero the masks and weights of every row and column (in and out) of units ``index``."""
+    params, masks = _tensors(model)
+    sel = _selection(model, key, index)
+    for t in _touches(model, key):
+        region = _spread(sel, params[t.name].shape, t.axes)
+        params[t.name].masked_fill_(region, 0)
+        if t.name in masks:
+            masks[t.name].masked_fill_(region, 0)
+
+
+def _init_value(init: dict[str, Tensor] | None, name: str, like: Tensor) -> Tensor:
+    if init is None or name not in init:
+        return torch.zeros_like(like)
+    if tuple(init[name].shape) != tuple(like.shape):
+        raise ValueError(f"init[{name!r}] has shape {tuple(init[name].shape)}, expected {tuple(like.shape)}")
+    return init[name].to(like)
+
+
+@torch.no_grad()
+def wake_units(model: nn.Module, key: str, index, init: dict[str, Tensor] | None = None) -> None:
+    """Set masks to 1 on every row/column of units ``index`` whose other end is active.
+
+    Connections to removed (inactive) units stay dormant: reviving them would
+    make a removed unit's weights matter again. Newly woken masked entries, and
+    the unmasked entries (biases, embedding columns) of units that were
+    inactive, take their value from ``init`` (full-shape tensors keyed by
+    qualified parameter name, e.g. gradient x learning rate), else zero.
+    """
+    params, masks = _tensors(model)
+    sel = _selection(model, key, index)
+    touches = _touches(model, key)
+    # Read every activity before writing: waking must not depend on touch order.
+    was_inactive = ~active_units(model, key)
+    other = {t.other[0]: active_units(model, t.other[0]) for t in touches if t.other is not None}
+    for t in touches:
+        p = params[t.name]
+        region = _spread(sel, p.shape, t.axes).expand(p.shape)
+        if t.other is not None:
+            region = region & _spread(other[t.other[0]], p.shape, t.other[1])
+        if t.name in masks:
+            woken = region & (masks[t.name] == 0)
+            masks[t.name].masked_fill_(region, 1)
+        else:
+            woken = region & _spread(was_inactive, p.shape, t.axes)
+        p.copy_(torch.where(woken, _init_value(init, t.name, p), p))
+
+
+@torch.no_grad()
+def dims(model: nn.Module) -> dict[str, int]:
+    """Active units per key; gate keys give the widest gate's count (what a dense
+    four-gate layer would need after thinning)."""
+    out = {}
+    for key in unit_keys(model):
+        active = active_units(model, key)
+        if key.startswith("gate."):
+            out[key] = int(active.view(GATES, active.numel() // GATES).sum(1).max().item())
+        else:
+            out[key] = int(active.sum().item())
+    return out
