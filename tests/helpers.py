@@ -44,3 +44,62 @@ def build_tiny_an4(folder: Path) -> list[str]:
         (folder / f"etc/{stem}.transcription").write_text("\n".join(trans) + "\n")
         names += [f"etc/{stem}.fileids", f"etc/{stem}.transcription"]
     return names
+
+
+# Params small enough for a whole stage to run in seconds; merged over params.yaml.
+TINY_PARAMS = {
+    "model": {"ptb": {"embed": 8, "hidden": [16], "gate_hidden": [16]}},
+    "train": {"ptb": {"train_tokens": 3000, "batch": 4, "bptt": 10, "eval_batch": 200, "grad_batches": 2,
+                      "lr": 5.0}},
+    "baseline": {"ptb": {"embed": 8, "hidden": 16, "epochs": 1}},
+    "grow": {"ptb": {"growth_epochs": 1, "epochs": 2}},
+    "threshold": {"ptb": {"value": 1.0e9}},  # a loose bar, so every pruning iteration is accepted
+    "prune_rows": {"ptb": {"max_iterations": 2, "retrain_epochs": 1}},
+    "grow_lhp": {"ptb": {"confirm_rounds": 1, "retrain_epochs": 1}},
+    "prune_weights": {"ptb": {"max_iterations": 2, "retrain_epochs": 1}},
+    "evaluate": {"ptb": {"batch": 2, "seq_len": 5, "rounds": 1, "min_run_time": 0.001}},
+    "profile": {
+        "measure": {"passes": 2, "min_run_time": 0.001, "min_runs": 1, "warmup": 1,
+                    "sparsities": [0.0, 0.9]},
+        "ptb": {"batch": 2, "seq_len": 5, "grids": {
+            "hidden": {"stop": 16, "coarse": 8, "fine_from": 10, "fine_to": 12, "fine": 2},
+            "gate_hidden": {"stop": 16, "coarse": 8, "fine_from": 10, "fine_to": 12, "fine": 2},
+            "input": {"stop": 8, "coarse": 4, "fine_from": 6, "fine_to": 6, "fine": 1}}},
+    },
+}
+
+
+def merge(base: dict, updates: dict) -> dict:
+    """Deep-merge ``updates`` into ``base`` (in place) and return it."""
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def tiny_params_file(tmp_path, extra: dict | None = None):
+    """params.yaml of the repository with TINY_PARAMS (and ``extra``) merged in."""
+    import copy
+
+    import yaml
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    merge(params, copy.deepcopy(TINY_PARAMS))
+    merge(params, extra or {})
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def tiny_prepared_ptb(folder, vocab: int = 30, tokens: int = 2000, seed: int = 0):
+    """A prepared-PTB folder of random token streams (for stage tests without the corpus)."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(seed)
+    for split, n in (("train", tokens), ("valid", tokens // 4), ("test", tokens // 4)):
+        torch.save(torch.randint(0, vocab, (n,), generator=gen), folder / f"{split}.pt")
+    (folder / "vocab.txt").write_text("\n".join(f"w{i}" for i in range(vocab)) + "\n")
+    return folder

@@ -62,6 +62,9 @@ T = typing.TypeVar("T")
 
 def build(cls: type[T], values: dict, where: str) -> T:
     """Build ``cls`` from ``values``; every problem is a UserError naming ``where.key``."""
+    if not isinstance(values, dict):
+        raise UserError(f"params.yaml '{where}' is {values!r}, not a section of keys",
+                        f"give '{where}' its keys (see README)")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:

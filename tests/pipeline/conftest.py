@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import ROOT
+from helpers import ROOT, TINY_PARAMS, merge
 
 
 class Repo:
@@ -34,16 +34,15 @@ class Repo:
         """Deep-merge ``updates`` into the copy's params.yaml."""
         path = self.path / "params.yaml"
         params = yaml.safe_load(path.read_text())
-        _merge(params, updates)
+        merge(params, updates)
         path.write_text(yaml.safe_dump(params, sort_keys=False))
 
+    def stale(self) -> set[str]:
+        """Names of the stages `dvc status` reports as changed."""
+        import json
 
-def _merge(base: dict, updates: dict) -> None:
-    for key, value in updates.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
+        out = self.dvc("status", "--json").stdout
+        return set(json.loads(out or "{}"))
 
 
 @pytest.fixture
@@ -58,6 +57,7 @@ def repo(tmp_path, real_data) -> Repo:
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
     copy = Repo(target, real_data)
+    copy.set_params(TINY_PARAMS)
     copy.run("git", "init", "-q")
     copy.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
     copy.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy")

@@ -159,3 +159,27 @@ def test_summarize_is_json_ready():
     assert s["tolerance"] == 0.05
     assert 0 < s["agreement"] <= 1
     assert s["bins"]
+
+
+def test_split_half_agreement_compares_even_and_odd_passes():
+    from symbiotic.hardware.lhp import split_half_agreement
+
+    dims = [1, 2, 3]
+    # Even passes (0, 2): 2 is slower than 3 -> LHPs {1, 3}; odd passes (1, 3): monotone -> {1, 2, 3}.
+    passes = [[1.0, 3.0, 2.0], [1.0, 2.0, 3.0], [1.0, 3.0, 2.0], [1.0, 2.0, 3.0]]
+    assert split_half_agreement(dims, passes, 0.0) == 2 / 3  # |{1,3}| / |{1,2,3}|
+    assert split_half_agreement(dims, passes[:1], 0.0) == 1.0
+
+
+def test_mann_whitney_detects_a_consistent_dip_and_ignores_noise():
+    import random
+
+    from symbiotic.hardware.lhp import lhp_mask
+
+    rng = random.Random(0)
+    dims = [10, 20, 30, 40]
+    true = [1.0, 2.0, 1.5, 3.0]  # 20 is 25% slower than 30: a real hysteresis bin
+    passes = [[t * (1 + rng.uniform(-0.1, 0.1)) for t in true] for _ in range(10)]
+    assert lhp_mask(dims, passes, 0.05, "mann_whitney") == [True, False, True, True]
+    flat = [[1.0 + rng.uniform(-0.1, 0.1) for _ in dims] for _ in range(10)]
+    assert all(lhp_mask(dims, flat, 0.05, "mann_whitney"))  # noise alone dominates nothing

@@ -57,18 +57,52 @@ def _dominates(passes: list[list[float]], j: int, i: int, tol: float) -> bool:
     return all(row[j] <= row[i] * (1.0 - tol) for row in passes)
 
 
-def lhp_mask(dims: Sequence[int], lat_passes, tol: float) -> list[bool]:
+def _mann_whitney_p(faster: list[float], slower: list[float]) -> float:
+    """One-sided p-value that ``faster`` is stochastically smaller than ``slower``.
+
+    Mann-Whitney U with the normal approximation (ties count one half); pure
+    Python so that the package needs no SciPy for one test.
+    """
+    n1, n2 = len(faster), len(slower)
+    u = sum((a < b) + 0.5 * (a == b) for a in faster for b in slower)
+    sigma = math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0)
+    if sigma == 0:
+        return 1.0
+    z = (u - n1 * n2 / 2.0 - 0.5) / sigma  # continuity correction
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def _dominates_test(passes: list[list[float]], j: int, i: int, tol: float, alpha: float) -> bool:
+    faster = [row[j] for row in passes]
+    slower = [row[i] * (1.0 - tol) for row in passes]
+    if statistics.median(faster) > statistics.median(slower):
+        return False
+    return _mann_whitney_p(faster, slower) < alpha
+
+
+def lhp_mask(dims: Sequence[int], lat_passes, tol: float, method: str = "all_passes",
+             alpha: float = 0.01) -> list[bool]:
     """True where dims[i] is an LHP.
 
-    Point i is dominated iff one larger dimension is faster by the relative
-    tolerance in EVERY pass. Requiring all passes means a single noisy pass
-    (a hiccup on a shared machine) cannot make a real design point vanish.
+    ``all_passes``: point i is dominated iff one larger dimension is faster by
+    the relative tolerance in EVERY pass, so a single noisy pass (a hiccup on a
+    shared machine) cannot make a real design point vanish.
+    ``mann_whitney``: i is dominated iff a larger dimension's latencies, over the
+    passes, are smaller than i's scaled by (1 - tol) by a one-sided Mann-Whitney
+    test at level ``alpha`` divided by the number of larger candidates
+    (Bonferroni: many candidates are tried for each point). It pools all passes
+    and so detects a real but small effect that some pass happens to hide.
     The largest dimension has nothing larger, so it is always an LHP.
     """
     ds, passes = _check(dims, lat_passes)
     tol = _check_tol(tol)
     n = len(ds)
-    return [not any(_dominates(passes, j, i, tol) for j in range(i + 1, n)) for i in range(n)]
+    if method == "all_passes":
+        return [not any(_dominates(passes, j, i, tol) for j in range(i + 1, n)) for i in range(n)]
+    if method == "mann_whitney":
+        return [not any(_dominates_test(passes, j, i, tol, alpha / (n - 1 - i)) for j in range(i + 1, n))
+                for i in range(n)]
+    raise ValueError(f"unknown LHP method {method!r}: use all_passes or mann_whitney")
 
 
 def _jaccard(a: set, b: set) -> float:
@@ -91,6 +125,22 @@ def pass_agreement(dims: Sequence[int], lat_passes, tol: float) -> float:
     if not pairs:
         return 1.0
     return sum(_jaccard(a, b) for a, b in pairs) / len(pairs)
+
+
+def split_half_agreement(dims: Sequence[int], lat_passes, tol: float, method: str = "all_passes",
+                         alpha: float = 0.01) -> float:
+    """Jaccard similarity of the LHP sets found by the even and by the odd passes.
+
+    Each half applies the all-passes rule on its own, so this asks the question
+    that matters downstream: would an independent profile pick the same LHPs?
+    (1.0 with fewer than two passes.)
+    """
+    ds, passes = _check(dims, lat_passes)
+    if len(passes) < 2:
+        return 1.0
+    halves = [lhp_mask(ds, passes[k::2], tol, method, alpha) for k in (0, 1)]
+    sets = [{d for d, keep in zip(ds, mask) if keep} for mask in halves]
+    return _jaccard(*sets)
 
 
 def redundancy(mask: Sequence[bool]) -> float:
@@ -174,10 +224,11 @@ def snap_up(dims: Sequence[int], mask: Sequence[bool], at_least: int) -> int:
     return ds[_candidates(ds, _check_mask(ds, mask), at_least)[0]]
 
 
-def summarize(dims: Sequence[int], lat_passes, tol: float) -> dict:
+def summarize(dims: Sequence[int], lat_passes, tol: float, method: str = "all_passes",
+              alpha: float = 0.01) -> dict:
     """JSON-ready record of a profile's LHP analysis (plain ints, floats, lists)."""
     ds, passes = _check(dims, lat_passes)
-    mask = lhp_mask(ds, passes, tol)
+    mask = lhp_mask(ds, passes, tol, method, alpha)
     med = median_latency(passes)
     return {
         "dims": ds,
@@ -186,6 +237,9 @@ def summarize(dims: Sequence[int], lat_passes, tol: float) -> dict:
         "n_passes": len(passes),
         "redundancy": redundancy(mask),
         "agreement": pass_agreement(ds, passes, tol),
+        "split_half_agreement": split_half_agreement(ds, passes, tol, method, alpha),
+        "method": method,
+        "alpha": alpha,
         "tolerance": float(tol),
         "bins": hysteresis_bins(ds, med, mask),
         "median_latency_s": med,

@@ -9,6 +9,8 @@ be compared with each other. Modules never pick a device themselves: they call
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 import os
 import platform
 import re
@@ -148,17 +150,20 @@ def measure(
         raise ValueError(f"min_runs must be >= 1, got {min_runs}")
     times: list[float] = []
     with torch.inference_mode(), _num_threads(threads):
-        for _ in range(warmup):
+        start = time.perf_counter()
+        for _ in range(max(warmup, 1)):
             fn()
         _sync(device)
+        per_call = (time.perf_counter() - start) / max(warmup, 1)
+        # Block size and count come from the warm-up's own timing rather than
+        # Timer.blocked_autorange, whose calibration costs about a second per
+        # call: too much for a profile of hundreds of points. Blocks of at least
+        # ~1 ms keep timer overhead negligible for fast calls.
+        number = max(1, math.ceil(1e-3 / max(per_call, 1e-9)))
+        blocks = max(min_runs, math.ceil(min_run_time / max(per_call * number, 1e-9)))
         timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
-        first = timer.blocked_autorange(min_run_time=min_run_time)
-        times.extend(first.times)
-        # A slow fn may fill min_run_time with few blocks; add blocks of the
-        # same size (re-running autorange would re-estimate it, wasting time)
-        # until the percentiles rest on enough samples.
-        while len(times) < min_runs:
-            times.extend(timer.timeit(first.number_per_run).times)
+        for _ in range(blocks):
+            times.extend(timer.timeit(number).times)
     return _timing(times, threads)
 
 

@@ -219,3 +219,7 @@ class StackedLSTMLanguageModel(nn.Module):
         x, state = self.lstm(x, state)  # (T, B, H)
         x = locked_dropout(x, self.cfg.dropout, self.training)
         return self.decoder(x), state
+
+    def recurrent(self, tokens: Tensor) -> Tensor:
+        """Embedding + LSTM only (inference): the part timed apart from the vocabulary decoder."""
+        return self.lstm(self.embedding(tokens))[0]  # (T, B, H)

@@ -227,3 +227,21 @@ def dims(model: nn.Module) -> dict[str, int]:
         else:
             out[key] = int(active.sum().item())
     return out
+
+
+@torch.no_grad()
+def fill_units(model: nn.Module, key: str, index, values: dict[str, Tensor]) -> None:
+    """Set the still-zero entries of every row/column of units ``index`` from ``values``.
+
+    For growth whose masks were opened before the initial values were known
+    (gradient x learning rate needs the gradient of the opened connections).
+    Masked entries stay zero: call ``apply_masks`` (done here) afterwards.
+    """
+    params, masks = _tensors(model)
+    sel = _selection(model, key, index)
+    for t in _touches(model, key):
+        p = params[t.name]
+        region = _spread(sel, p.shape, t.axes).expand(p.shape) & (p == 0)
+        p.copy_(torch.where(region, _init_value(values, t.name, p), p))
+        if t.name in masks:
+            p.mul_(masks[t.name])

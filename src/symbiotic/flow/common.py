@@ -1,0 +1,71 @@
+"""What the steps share: seeding, the recurrent masks, and Algorithm 1's prune-retrain-rollback loop."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from symbiotic.sparsity.masks import masked_weights
+from symbiotic.training.resume import Resume
+from symbiotic.training.schedule import HalvingSchedule, Threshold
+from symbiotic.training.snapshot import restore, snapshot
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch's global RNG (dropout) and return a generator for explicit draws."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    return torch.Generator().manual_seed(seed)
+
+
+def recurrent_masks(model: nn.Module) -> dict[str, tuple[nn.Parameter, torch.Tensor]]:
+    """The masked matrices of the recurrent layers (not the decoder): what the steps sparsify."""
+    return {name: (w, m) for name, w, m in masked_weights(model) if name.startswith("layers.")}
+
+
+def recurrent_density(model: nn.Module) -> float:
+    pairs = recurrent_masks(model).values()
+    return sum(float(m.sum()) for _, m in pairs) / sum(m.numel() for _, m in pairs)
+
+
+def prune_with_rollback(trainer, schedule: HalvingSchedule, threshold: Threshold, split: str,
+                        act: Callable[[HalvingSchedule], dict | None], retrain_epochs: int,
+                        max_iterations: int, resume: Resume, extra_state: Callable[[], dict]) -> list[dict]:
+    """The paper's Algorithm 1 control loop, shared by row/column and weight pruning.
+
+    Each iteration: remember everything, let ``act`` prune (it returns a record
+    of what it did, or None when nothing is left to prune), retrain, score; if
+    the score misses the threshold, restore weights, masks and optimizer bit for
+    bit and let the schedule halve the ratio. ``max_iterations`` bounds the
+    loop whatever the schedule does. State is saved after every iteration.
+    """
+    model, task = trainer.model, trainer.task
+    log: list[dict] = []
+    saved = resume.load()
+    if saved:
+        model.load_state_dict(saved["model"])
+        trainer.load_state_dict(saved["trainer"])
+        schedule.load_state_dict(saved["schedule"])
+        log = list(saved["log"])
+    while not schedule.done and len(log) < max_iterations:
+        snap = snapshot(model, trainer.optimizer)
+        record = act(schedule)
+        if record is None:
+            break
+        for _ in range(retrain_epochs):
+            trainer.epoch(tag=f"iteration {len(log)}")
+        score = task.score(model, split)
+        ok = threshold.ok(score)
+        log.append({"iteration": len(log), **record, split: score, "accepted": bool(ok),
+                    "finite": math.isfinite(score)})
+        if ok:
+            schedule.success()
+        else:
+            restore(model, snap, trainer.optimizer)
+            schedule.failure()
+        resume.save({"model": model.state_dict(), "trainer": trainer.state_dict(),
+                     "schedule": schedule.state_dict(), "log": log, **extra_state()})
+    return log

@@ -1,0 +1,122 @@
+"""The evaluate stage's work: the paper's Table 1 for a task, measured side by side.
+
+Every model of the flow is scored on the test split and timed on the target
+device per test sequence (the task's inference shape), in interleaved rounds so
+that the ratios between models hold even on a noisy machine. Latency is
+reported for the recurrent part (embedding + recurrent layers, what the flow
+changes) and for the whole model (which adds the vocabulary-sized decoder,
+identical in width for the baseline and a model that keeps its hidden width).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from symbiotic.config import ranged
+from symbiotic.flow.latency import call, side_by_side, token_batch
+from symbiotic.models.counting import count_parameters
+from symbiotic.models.inference import export, load_inference
+
+STEPS = [("baseline", "stacked LSTM baseline"), ("grow", "(a) weight growth"),
+         ("prune_rows", "(b) row/column pruning"), ("grow_lhp", "(c) LHP growth"),
+         ("final", "(d) weight pruning")]
+DENSE = {"u_x": "dense", "u_h": "dense", "w": "dense"}
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    batch: int = ranged(16, lo=1)  # the paper's PTB latency: per test sequence at batch 16 ...
+    seq_len: int = ranged(70, lo=1)  # ... of length 70
+    rounds: int = ranged(7, lo=1, hi=1000)  # interleaved timing rounds; medians over them
+    min_run_time: float = ranged(0.1, lo=0.001, hi=60.0)
+    threads: int | None = ranged(None, lo=1)
+
+
+def _dims(model) -> str:
+    cfg = model.config.to_dict()
+    if "layers" in cfg:
+        return f"{cfg['layers']}x{cfg['hidden']}, embed {cfg['embed']}"
+    return f"hidden {'/'.join(map(str, cfg['hidden']))}, gate {'/'.join(map(str, cfg['gate_hidden']))}, " \
+           f"embed {cfg['embed']}"
+
+
+def _layers(model) -> int:
+    cfg = model.config.to_dict()
+    return cfg["layers"] if "layers" in cfg else len(cfg["hidden"])
+
+
+def evaluate(task, models: dict, export_state: dict, device, threads: int, cfg: EvaluateConfig) -> pd.DataFrame:
+    """One row per step: model, widths, parameters, perplexity, latency (median, range)."""
+    runnable = {}
+    for name, model in models.items():
+        model = model.to(device).eval()
+        if name == "final":
+            runnable[name] = load_inference(export_state).to(device).eval()
+        elif name == "baseline":
+            runnable[name] = model
+        else:
+            runnable[name] = export(model, DENSE).to(device).eval()  # thinned dense, how it would run
+    tokens = token_batch(task.vocab, cfg.batch, cfg.seq_len).to(device)
+    calls = {f"{n}/{part}": call(m, tokens, part) for n, m in runnable.items() for part in ("recurrent", "full")}
+    timing = side_by_side(calls, device, threads, cfg.rounds, cfg.min_run_time)
+    rows = []
+    for (name, label) in STEPS:
+        if name not in models:
+            continue
+        model = models[name]
+        counts = count_parameters(model)
+        rec, full = timing[f"{name}/recurrent"], timing[f"{name}/full"]
+        rows.append({
+            "step": label, "model": name, "layers": _layers(model), "dimensions": _dims(model),
+            "params_total_nonzero": counts["total_nonzero"], "params_recurrent_nonzero": counts["recurrent_nonzero"],
+            "params_recurrent_dense": counts["recurrent_dense"],
+            "perplexity": task.score(model.cpu(), "test"),
+            "latency_recurrent_ms": rec["median_s"] * 1e3,
+            "latency_recurrent_min_ms": rec["min_s"] * 1e3, "latency_recurrent_max_ms": rec["max_s"] * 1e3,
+            "latency_full_ms": full["median_s"] * 1e3,
+            "latency_full_min_ms": full["min_s"] * 1e3, "latency_full_max_ms": full["max_s"] * 1e3,
+            "format": ",".join(f"{k}={v}" for k, v in export_state.get("formats", {}).items())
+            if name == "final" else ("nn.LSTM" if name == "baseline" else "thinned dense"),
+        })
+    return pd.DataFrame(rows)
+
+
+def summary(table: pd.DataFrame) -> dict:
+    base = table[table["model"] == "baseline"].iloc[0]
+    final = table[table["model"] == "final"].iloc[0]
+    return {
+        "compression_recurrent_x": base["params_recurrent_nonzero"] / final["params_recurrent_nonzero"],
+        "compression_total_x": base["params_total_nonzero"] / final["params_total_nonzero"],
+        "speedup_recurrent_x": base["latency_recurrent_ms"] / final["latency_recurrent_ms"],
+        "speedup_full_x": base["latency_full_ms"] / final["latency_full_ms"],
+        "perplexity_baseline": base["perplexity"], "perplexity_final": final["perplexity"],
+        "perplexity_change": final["perplexity"] - base["perplexity"],
+        "perplexity_no_worse": bool(final["perplexity"] <= base["perplexity"]),
+    }
+
+
+def plot(table: pd.DataFrame, path: Path, title: str) -> None:
+    """Latency against perplexity, marker area by recurrent nonzeros: the trade-off at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    size = 30 + 400 * table["params_recurrent_nonzero"] / table["params_recurrent_nonzero"].max()
+    ax.scatter(table["latency_recurrent_ms"], table["perplexity"], s=size, alpha=0.6)
+    for _, r in table.iterrows():
+        ax.annotate(r["model"], (r["latency_recurrent_ms"], r["perplexity"]), fontsize=8,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("latency of the recurrent part per batch (ms)")
+    ax.set_ylabel("test perplexity")
+    ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)

@@ -1,0 +1,163 @@
+"""Step (c): row/column growth back up to a latency hysteresis point (Algorithm 2).
+
+On devices where the profile says sparse kernels beat dense ones at the
+sparsity weight pruning can reach (CPUs, per the paper), shrinking dimensions
+buys nothing: the step then hands on step (a)'s model and records why.
+Otherwise each pruned width is snapped to the fastest LHP at or above it, the
+choice is confirmed by timing the thinned model at both widths, and the new
+rows/columns are woken with their gradient x learning rate and retrained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from symbiotic.config import ranged
+from symbiotic.errors import UserError
+from symbiotic.flow.latency import call, side_by_side, token_batch
+from symbiotic.hardware import lhp
+from symbiotic.sparsity.thinning import widen
+from symbiotic.sparsity.units import fill_units, wake_units
+
+# Profile dimension -> unit key of the model (layer 0's profile serves every layer).
+DIM_KEYS = {"input": "embed", "hidden": "hidden", "gate_hidden": "gate"}
+
+
+@dataclass(frozen=True)
+class GrowLHPConfig:
+    mode: str = ranged("auto", choices=("auto", "dense", "sparse"))  # auto: decided by the profile
+    reachable_sparsity: float = ranged(0.9, lo=0.0, hi=0.999)  # what step (d) is expected to reach
+    retrain_epochs: int = ranged(1, lo=0, hi=1000)
+    confirm_rounds: int = ranged(5, lo=1, hi=100)  # interleaved timing rounds for the confirmation
+
+
+def decide(cfg: GrowLHPConfig, profile: dict) -> dict:
+    """Dense (shrink to LHPs) or sparse (keep widths, go for sparsity), with the evidence."""
+    crossover = profile.get("sparse_crossover", {})
+    per_step = {k: crossover.get(k) for k in ("u_h", "w")}  # the products inside the time loop
+    sparse_wins = all(c is not None and c <= cfg.reachable_sparsity for c in per_step.values())
+    mode = cfg.mode if cfg.mode != "auto" else ("sparse" if sparse_wins else "dense")
+    return {"mode": mode, "forced": cfg.mode != "auto", "reachable_sparsity": cfg.reachable_sparsity,
+            "crossover_u_h": per_step["u_h"], "crossover_w": per_step["w"],
+            "crossover_u_x": crossover.get("u_x"), "sparse_wins": sparse_wins,
+            "reason": (f"CSR beats dense for the per-step products from sparsity "
+                       f"{per_step['u_h']} (u_h) and {per_step['w']} (w), at or below the "
+                       f"{cfg.reachable_sparsity} that weight pruning reaches"
+                       if sparse_wins else
+                       f"CSR does not beat dense for the per-step products at or below sparsity "
+                       f"{cfg.reachable_sparsity} (crossovers u_h={per_step['u_h']}, w={per_step['w']})")}
+
+
+def lhp_targets(latency: pd.DataFrame, current: dict[str, int]) -> dict[str, dict]:
+    """For each profiled dimension: the LHP at or above the pruned width with the lowest latency."""
+    out = {}
+    for dim, key in DIM_KEYS.items():
+        part = latency[latency["dimension"] == dim].sort_values("size")
+        sizes, medians = part["size"].tolist(), part["median_s"].tolist()
+        mask = part["is_lhp"].astype(bool).tolist()
+        at_least = current[key]
+        out[dim] = {"pruned": at_least, "candidate": lhp.choose_lhp(sizes, medians, mask, at_least)}
+    return out
+
+
+def model_dims(model) -> dict[str, int]:
+    cfg = model.config
+    return {"embed": cfg.embed, "hidden": cfg.hidden[0], "gate": cfg.gate_hidden[0]}
+
+
+def _widened(model, target: dict[str, int]):
+    cfg = model.config
+    layers = len(cfg.hidden)
+    return widen(model, target["embed"], (target["hidden"],) * layers, (target["gate"],) * layers)
+
+
+def confirm(task, model, target: dict[str, int], device, threads: int, rounds: int, seq_len: int,
+            batch: int) -> dict:
+    """Time the thinned model at its pruned widths and at the candidate widths; keep the faster."""
+    tokens = token_batch(task.vocab, batch, seq_len).to(device)
+    from symbiotic.models.inference import export
+
+    dense = {"u_x": "dense", "u_h": "dense", "w": "dense"}
+    pruned = export(model, dense).to(device)
+    candidate = export(_widened(model, target), dense).to(device)
+    timing = side_by_side({"pruned": call(pruned, tokens, "recurrent"),
+                           "candidate": call(candidate, tokens, "recurrent")},
+                          device, threads, rounds, min_run_time=0.05)
+    keep = "candidate" if timing["candidate"]["median_s"] <= timing["pruned"]["median_s"] else "pruned"
+    return {"keep": keep, "pruned_ms": timing["pruned"]["median_s"] * 1e3,
+            "candidate_ms": timing["candidate"]["median_s"] * 1e3}
+
+
+def signed_gradients(task, model, batches: int, seed: int) -> dict[str, torch.Tensor]:
+    """Mean gradient of every parameter over ``batches`` training windows."""
+    params = dict(model.named_parameters())
+    total = {n: torch.zeros_like(p) for n, p in params.items()}
+    count = 0
+    for loss in task.gradient_losses(model, batches, seed=seed):
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        for n, p in params.items():
+            if p.grad is not None:
+                total[n] += p.grad
+        count += 1
+    model.zero_grad(set_to_none=True)
+    return {n: t / max(count, 1) for n, t in total.items()}
+
+
+def grow_to(task, model, target: dict[str, int], lr: float, seed: int):
+    """Widen to ``target`` and wake the new rows/columns, initialised to -gradient x lr.
+
+    A brand-new unit with all-zero weights and biases has zero activation and so
+    zero gradient everywhere; its biases are therefore drawn like a fresh layer's
+    first, which gives it an activation and its outgoing connections a gradient.
+    """
+    old = model_dims(model)
+    big = _widened(model, target)
+    gen = torch.Generator().manual_seed(seed)
+    for key, unit in (("embed", "embed"), ("hidden", "hidden.0"), ("gate", "gate.0")):
+        if target[key] > old[key]:
+            new = _new_units(big, unit, old[key], target[key])
+            wake_units(big, unit, new)  # opens the masks (and zeroes biases of inactive units) ...
+            _random_biases(big, unit, new, gen)  # ... so the biases are drawn afterwards
+    grads = signed_gradients(task, big, task.cfg.grad_batches, seed)
+    init = {n: -lr * g for n, g in grads.items()}  # one SGD step from zero
+    for key, unit in (("embed", "embed"), ("hidden", "hidden.0"), ("gate", "gate.0")):
+        if target[key] > old[key]:
+            # Their masks were opened before the gradient existed: set the values now.
+            fill_units(big, unit, _new_units(big, unit, old[key], target[key]), init)
+    return big
+
+
+def _new_units(model, unit: str, old: int, new: int) -> torch.Tensor:
+    if unit.startswith("gate."):
+        G = model.layers[0].gate_hidden
+        return torch.cat([torch.arange(k * G + old, k * G + new) for k in range(4)])
+    return torch.arange(old, new)
+
+
+def _random_biases(model, unit: str, index: torch.Tensor, gen: torch.Generator) -> None:
+    layer = model.layers[0]
+    with torch.no_grad():
+        if unit.startswith("gate."):
+            bound = 1.0 / (layer.input_size + layer.hidden_size) ** 0.5
+            layer.u_b[index] = (torch.rand(len(index), generator=gen) * 2 - 1) * bound
+        elif unit.startswith("hidden."):
+            bound = 1.0 / layer.gate_hidden ** 0.5
+            layer.w_b[:, index] = (torch.rand(4, len(index), generator=gen) * 2 - 1) * bound
+
+
+def load_profile(folder) -> tuple[dict, pd.DataFrame]:
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    try:
+        doc = json.loads((folder / "lhp.json").read_text())
+        latency = pd.read_csv(folder / "latency.csv")
+    except (OSError, ValueError) as exc:
+        raise UserError(f"profile in {folder} is missing or unreadable ({exc.__class__.__name__})",
+                        "run the profile stage for this task first (dvc repro)") from None
+    return doc, latency

@@ -1,0 +1,45 @@
+"""Timing whole models with the one measuring module, side by side and interleaved."""
+
+from __future__ import annotations
+
+import random
+import statistics
+
+import torch
+from torch import nn
+
+from symbiotic.hardware.measure import measure
+
+
+def token_batch(vocab: int, batch: int, seq_len: int, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab, (seq_len, batch), generator=gen)  # (T, B)
+
+
+def call(model: nn.Module, tokens: torch.Tensor, part: str):
+    """A zero-argument inference call: the whole model, or only embedding + recurrent layers."""
+    model.eval()
+    if part == "full":
+        return lambda: model(tokens)
+    if hasattr(model, "recurrent"):
+        return lambda: model.recurrent(tokens)
+    raise ValueError(f"{type(model).__name__} cannot time part {part!r}")
+
+
+def side_by_side(calls: dict[str, callable], device, threads: int, rounds: int, min_run_time: float,
+                 seed: int = 0) -> dict[str, dict]:
+    """Median and spread of each call over ``rounds`` interleaved rounds in random order.
+
+    Interleaving makes slow drifts of a shared machine hit every model alike, so
+    the ratios between models are trustworthy even when absolute times wander.
+    """
+    rng = random.Random(seed)
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        order = list(calls)
+        rng.shuffle(order)
+        for name in order:
+            samples[name].append(measure(calls[name], device=device, threads=threads,
+                                         min_run_time=min_run_time).median_s)
+    return {name: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v), "rounds": len(v)}
+            for name, v in samples.items()}

@@ -1,0 +1,80 @@
+"""Step (b): magnitude-based row/column pruning (the paper's Algorithm 1).
+
+Rows and columns are pruned as whole units (an embedding dimension, a hidden
+unit, a gate-hidden neuron): removing a unit deletes every row and column that
+touches it, in all four gates and on the recurrent path, so the result thins
+into a physically smaller dense model. Units are ranked by the sum of |w| over
+their rows and columns; gate-hidden neurons are removed in equal numbers from
+each gate so that the four gates keep one width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from symbiotic.config import ranged
+from symbiotic.flow.common import prune_with_rollback
+from symbiotic.models.hlstm import GATES
+from symbiotic.sparsity.pruning import count_for_ratio, smallest_units, smallest_units_per_group
+from symbiotic.sparsity.units import active_units, dims, remove_units, unit_keys, unit_scores
+from symbiotic.training.loop import Trainer
+from symbiotic.training.resume import Resume
+from symbiotic.training.schedule import HalvingSchedule, Threshold
+
+KINDS = ("embed", "hidden", "gate")
+
+
+@dataclass(frozen=True)
+class PruneRowsConfig:
+    ratio: float = ranged(0.2, lo=0.0, hi=0.95)  # p_r = p_c: share of active units removed per iteration
+    min_ratio: float = ranged(0.02, lo=0.0, hi=1.0)  # below it, finish with single units
+    single_unit_finish: bool = True
+    retrain_epochs: int = ranged(1, lo=0, hi=1000)
+    max_iterations: int = ranged(8, lo=0, hi=10000)  # budget: the stage always terminates
+    kinds: tuple[str, ...] = ranged(KINDS, choices=None)
+
+    def __post_init__(self):
+        unknown = set(self.kinds) - set(KINDS)
+        if unknown:
+            from symbiotic.errors import UserError
+
+            raise UserError(f"prune_rows kinds has {sorted(unknown)[0]!r}", f"use some of: {', '.join(KINDS)}")
+
+
+def _remove_smallest(model, key: str, phase: str, ratio: float) -> int:
+    """Remove the smallest-|w| units of ``key`` (per gate for gate neurons); returns the count."""
+    scores, active = unit_scores(model, key), active_units(model, key)
+    if key.startswith("gate."):
+        per_gate = int(active.view(GATES, -1).sum(1).min())
+        count = 1 if phase == "single" else max(1, count_for_ratio(ratio, per_gate))
+        if per_gate - count < 1:
+            return 0
+        index = smallest_units_per_group(scores, active, GATES, count=count)
+    else:
+        n = int(active.sum())
+        count = 1 if phase == "single" else max(1, count_for_ratio(ratio, n))
+        if n - count < 1:
+            return 0
+        index = smallest_units(scores, active, count=count)
+    remove_units(model, key, index)
+    return len(index)
+
+
+def prune_rows(task, model, trainer: Trainer, cfg: PruneRowsConfig, threshold: Threshold, split: str,
+               resume: Resume) -> list[dict]:
+    """Algorithm 1 on ``model`` in place; returns the iteration log."""
+    keys = [k for k in unit_keys(model) if k.split(".")[0] in cfg.kinds]
+    schedule = HalvingSchedule(cfg.ratio, cfg.min_ratio, single_unit_finish=cfg.single_unit_finish)
+
+    def act(schedule):
+        smallest = min(int(active_units(model, k).sum()) for k in keys)
+        if schedule.next_step(smallest) == 0:
+            return None
+        record = {"phase": schedule.phase, "ratio": schedule.ratio}
+        for key in keys:
+            record[f"removed_{key}"] = _remove_smallest(model, key, schedule.phase, schedule.ratio)
+        record.update({f"dim_{k}": v for k, v in dims(model).items()})
+        return record
+
+    return prune_with_rollback(trainer, schedule, threshold, split, act, cfg.retrain_epochs,
+                               cfg.max_iterations, resume, dict)

@@ -1,0 +1,58 @@
+"""Presets: named sets of params overrides, turned into `dvc exp run -S` arguments.
+
+    dvc exp run -n small $(python -m symbiotic.preset small)
+
+prints one ``-S key=value`` per overridden key of ``presets/<name>.yaml``, so an
+experiment records exactly which values the preset changed.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import yaml
+
+from symbiotic.errors import UserError
+
+PRESETS = Path(__file__).resolve().parents[2] / "presets"
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, object]:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def arguments(name: str, folder: Path = PRESETS) -> list[str]:
+    path = folder / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+        raise UserError(f"unknown preset '{name}'", f"use one of: {known}")
+    overrides = flatten(yaml.safe_load(path.read_text()) or {})
+    args = []
+    for key, value in overrides.items():
+        text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+        args += ["-S", f"{key}={text}"]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m symbiotic.preset NAME", file=sys.stderr)
+        sys.exit(2)
+    try:
+        print(" ".join(shlex.quote(a) for a in arguments(argv[0])))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Penn Treebank word-level language modelling as a task of the flow."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from symbiotic.data.lm_batches import batchify, window_count, windows
+from symbiotic.errors import UserError
+from symbiotic.models.lm import HLSTMLanguageModel, LMConfig, StackedLMConfig, StackedLSTMLanguageModel
+from symbiotic.progress import bar
+from symbiotic.sparsity.masks import apply_masks
+from symbiotic.tasks.base import TrainConfig
+from symbiotic.training import checkpoint
+
+KINDS = {"hlstm_lm": (HLSTMLanguageModel, LMConfig), "stacked_lm": (StackedLSTMLanguageModel, StackedLMConfig)}
+
+
+class PTBTask:
+    name = "ptb"
+    metric = "perplexity"
+
+    def __init__(self, data_dir: Path, cfg: TrainConfig):
+        self.cfg = cfg
+        self.vocab = len(_read(data_dir / "vocab.txt").split())
+        train = _load(data_dir / "train.pt")
+        if cfg.train_tokens is not None:
+            train = train[: cfg.train_tokens]  # a documented prefix of the text, for the CPU default
+        self.train = batchify(train, cfg.batch)
+        self.valid = batchify(_load(data_dir / "valid.pt"), cfg.eval_batch)
+        self.test = batchify(_load(data_dir / "test.pt"), cfg.eval_batch)
+
+    # ---- models ----------------------------------------------------------------------------
+    def new_model(self, spec: dict) -> HLSTMLanguageModel:
+        return HLSTMLanguageModel(LMConfig(vocab=self.vocab, **spec))
+
+    def new_baseline(self, spec: dict) -> StackedLSTMLanguageModel:
+        return StackedLSTMLanguageModel(StackedLMConfig(vocab=self.vocab, **spec))
+
+    def model_from_checkpoint(self, ckpt: dict, source: str = "checkpoint") -> nn.Module:
+        if ckpt["kind"] not in KINDS:
+            raise UserError(f"{source} holds a '{ckpt['kind']}' model, not a language model",
+                            "point the stage at a PTB checkpoint")
+        cls, cfg_cls = KINDS[ckpt["kind"]]
+        model = cls(cfg_cls.from_dict(ckpt["config"]))
+        if model.config.vocab != self.vocab:
+            raise UserError(f"{source} has a {model.config.vocab}-word vocabulary, the data {self.vocab}",
+                            "rerun the flow after prepare_ptb")
+        return checkpoint.load_state(model, ckpt["state_dict"], source)
+
+    @staticmethod
+    def kind(model: nn.Module) -> str:
+        return "hlstm_lm" if isinstance(model, HLSTMLanguageModel) else "stacked_lm"
+
+    # ---- training and scoring ------------------------------------------------------------
+    def train_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> float:
+        """One pass over the (possibly shortened) training text; returns the mean loss."""
+        model.train()
+        state, total, count = None, 0.0, 0
+        steps = window_count(self.train, self.cfg.bptt)
+        for x, y in bar(windows(self.train, self.cfg.bptt), total=steps, desc=f"epoch {epoch}"):
+            state = _detach(state)  # truncated BPTT: gradients stop at the window start
+            logits, state = model(x, state)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), self.cfg.clip)
+            optimizer.step()
+            apply_masks(model)  # momentum and weight decay would move masked weights
+            if not math.isfinite(loss.item()):
+                return float("nan")
+            total, count = total + loss.item() * y.numel(), count + y.numel()
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def score(self, model: nn.Module, split: str) -> float:
+        """Perplexity on ``valid`` or ``test`` (eval mode, state carried across windows)."""
+        data = {"valid": self.valid, "test": self.test}[split]
+        model.eval()
+        state, total, count = None, 0.0, 0
+        for x, y in windows(data, self.cfg.bptt):
+            logits, state = model(x, state)
+            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                     reduction="sum").item()
+            count += y.numel()
+        return math.exp(min(total / count, 50.0))  # cap: a diverged model reports e^50, not inf
+
+    def gradient_losses(self, model: nn.Module, batches: int, seed: int = 0) -> Iterator[torch.Tensor]:
+        """Losses of ``batches`` training windows drawn with an explicit generator (eval mode)."""
+        model.eval()
+        starts = list(range(0, self.train.shape[0] - 1, self.cfg.bptt))
+        gen = torch.Generator().manual_seed(self.cfg.seed + seed)
+        pick = torch.randperm(len(starts), generator=gen)[:batches].tolist()
+        for k in sorted(pick):
+            s = starts[k]
+            length = min(self.cfg.bptt, self.train.shape[0] - 1 - s)
+            x, y = self.train[s:s + length], self.train[s + 1:s + 1 + length]
+            logits, _ = model(x)
+            yield F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+def _detach(state):
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    return type(state)(_detach(s) for s in state)
+
+
+def _load(path: Path) -> torch.Tensor:
+    if not path.is_file():
+        raise UserError(f"prepared data {path} not found", "run the prepare_ptb stage first (dvc repro)")
+    return torch.load(path, weights_only=True)
+
+
+def _read(path: Path) -> str:
+    if not path.is_file():
+        raise UserError(f"prepared data {path} not found", "run the prepare_ptb stage first (dvc repro)")
+    return path.read_text()

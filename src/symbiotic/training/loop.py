@@ -1,0 +1,53 @@
+"""The training loop shared by the baseline and every step: SGD, plateau LR, history."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+from torch import nn
+
+from symbiotic.tasks.base import TrainConfig
+from symbiotic.training.schedule import PlateauLR
+
+
+class Trainer:
+    """Trains ``model`` on ``task`` epoch by epoch; its whole state fits in a checkpoint."""
+
+    def __init__(self, task, model: nn.Module, cfg: TrainConfig, lr: float | None = None):
+        self.task, self.model, self.cfg = task, model, cfg
+        lr = cfg.lr if lr is None else lr
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum,
+                                         nesterov=cfg.nesterov and cfg.momentum > 0,
+                                         weight_decay=cfg.weight_decay)
+        self.plateau = PlateauLR(lr, factor=cfg.lr_factor, min_lr=cfg.min_lr)
+        self.epochs_done = 0
+        self.history: list[dict] = []
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def epoch(self, tag: str = "") -> dict:
+        """Train one epoch, validate, and divide the LR when validation stops improving."""
+        start = time.perf_counter()
+        loss = self.task.train_epoch(self.model, self.optimizer, self.epochs_done)
+        valid = self.task.score(self.model, "valid")
+        row = {"tag": tag, "epoch": self.epochs_done, "lr": self.lr, "train_loss": loss,
+               self.task.metric: valid, "seconds": round(time.perf_counter() - start, 1)}
+        self.plateau.step(valid if math.isfinite(valid) else float("inf"))
+        self.plateau.apply(self.optimizer)
+        self.epochs_done += 1
+        self.history.append(row)
+        return row
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "plateau": self.plateau.state_dict(),
+                "epochs_done": self.epochs_done, "history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.plateau.load_state_dict(state["plateau"])
+        self.epochs_done = state["epochs_done"]
+        self.history = list(state["history"])

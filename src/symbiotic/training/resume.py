@@ -1,0 +1,56 @@
+"""Resuming an interrupted stage where it stopped.
+
+A stage saves its loop state (model, optimizer, schedules, history, RNG) after
+every round into ``<folder>/<stage>.pt``, outside the stage's DVC outputs so
+that DVC does not delete it before a rerun. The file carries a key made of the
+stage's params and the hashes of its inputs: a rerun with anything changed
+starts afresh instead of resuming someone else's work. The file is removed when
+the stage completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from symbiotic import io
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Resume:
+    def __init__(self, folder: Path | None, stage: str, params: dict, inputs: list[Path]):
+        self.path = None if folder is None else Path(folder) / f"{stage}.pt"
+        blob = json.dumps({"params": params, "inputs": [file_digest(p) for p in inputs]},
+                          sort_keys=True, default=str)
+        self.key = hashlib.sha256(blob.encode()).hexdigest()
+
+    def load(self) -> dict | None:
+        """The saved state if it belongs to this exact run, else None."""
+        if self.path is None or not self.path.is_file():
+            return None
+        try:
+            saved = io.load_tensors(self.path)
+        except Exception:  # a file cut short by the interruption itself: start afresh
+            return None
+        if saved.get("key") != self.key:
+            return None
+        torch.set_rng_state(saved["rng"])
+        return saved["state"]
+
+    def save(self, state: dict) -> None:
+        if self.path is not None:
+            io.save_tensors({"key": self.key, "rng": torch.get_rng_state(), "state": state}, self.path)
+
+    def finish(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)

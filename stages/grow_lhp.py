@@ -1,0 +1,52 @@
+"""grow_lhp: step (c), grow rows/columns to the target device's latency hysteresis points."""
+
+from pathlib import Path
+
+from symbiotic.cli import run
+from symbiotic.config import load_params
+from symbiotic.flow.grow_lhp import GrowLHPConfig, confirm, decide, grow_to, lhp_targets, load_profile, model_dims
+from symbiotic.flow.stage import Context, write
+from symbiotic.hardware.measure import default_threads, resolve_device
+from symbiotic.training import checkpoint
+from symbiotic.training.loop import Trainer
+
+from _args import training_parser
+
+
+def main(argv=None):
+    p = training_parser(__doc__)
+    p.add_argument("--input", type=Path, required=True, help="step (b)'s thinned checkpoint")
+    p.add_argument("--fallback", type=Path, required=True, help="step (a)'s checkpoint (sparse path)")
+    p.add_argument("--profile", type=Path, required=True, help="the target device's profile folder")
+    args = p.parse_args(argv)
+    params = load_params(args.params)
+    ctx = Context("grow_lhp", args.task, params, args.data, args.resume_dir)
+    cfg = ctx.cfg(GrowLHPConfig, "grow_lhp")
+    device = resolve_device(params.get("device"))
+    profile, latency = load_profile(args.profile)
+    decision = decide(cfg, profile)
+    task = ctx.task()
+    source = args.fallback if decision["mode"] == "sparse" else args.input
+    ckpt = checkpoint.load(source)
+    model = task.model_from_checkpoint(ckpt, str(source))
+    trainer = Trainer(task, model, task.cfg, lr=ckpt["meta"].get("lr"))
+    extra = {"decision": decision, "source": str(source)}
+    if decision["mode"] == "dense":
+        targets = lhp_targets(latency, model_dims(model))
+        target = {"embed": targets["input"]["candidate"], "hidden": targets["hidden"]["candidate"],
+                  "gate": targets["gate_hidden"]["candidate"]}
+        check = confirm(task, model, target, device, default_threads(), cfg.confirm_rounds,
+                        profile["seq_len"], profile["batch"])
+        extra.update({"targets": targets, "confirm": check})
+        if check["keep"] == "candidate" and target != model_dims(model):
+            model = grow_to(task, model, target, trainer.lr, task.cfg.seed)
+            trainer = Trainer(task, model, task.cfg, lr=trainer.lr)
+            for _ in range(cfg.retrain_epochs):
+                trainer.epoch(tag="grow_lhp")
+    result = write(ctx, task, model, trainer, args.model, args.metrics, args.history, extra)
+    print(f"grow_lhp {args.task}: mode {decision['mode']} ({decision['reason']}); "
+          f"dims {model_dims(model)}, test perplexity {result['test_perplexity']:.2f}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,123 @@
+"""The steps' algorithms on tiny hand-built models and data."""
+
+import pandas as pd
+import pytest
+import torch
+
+from helpers import tiny_prepared_ptb
+from symbiotic.flow.common import recurrent_masks
+from symbiotic.flow.grow import gradient_magnitudes, growth_point
+from symbiotic.flow.grow_lhp import GrowLHPConfig, decide, grow_to, lhp_targets, model_dims
+from symbiotic.flow.prune_rows import PruneRowsConfig, _remove_smallest, prune_rows
+from symbiotic.sparsity.masks import random_masks
+from symbiotic.sparsity.thinning import thin
+from symbiotic.sparsity.units import active_units, unit_scores
+from symbiotic.tasks.base import TrainConfig
+from symbiotic.tasks.ptb import PTBTask
+from symbiotic.training.loop import Trainer
+from symbiotic.training.resume import Resume
+from symbiotic.training.schedule import Threshold
+
+SPEC = {"embed": 6, "hidden": (8,), "gate_hidden": (5,)}
+
+
+@pytest.fixture
+def task(tmp_path):
+    cfg = TrainConfig(lr=1.0, batch=4, bptt=6, eval_batch=4, grad_batches=3, seed=0)
+    return PTBTask(tiny_prepared_ptb(tmp_path / "ptb", tokens=600), cfg)
+
+
+@pytest.fixture
+def model(task):
+    torch.manual_seed(0)
+    m = task.new_model(SPEC)
+    random_masks(m.layers, 0.5, torch.Generator().manual_seed(0))
+    return m
+
+
+def test_growth_wakes_exactly_the_top_gradient_dormant_entries(task, model):
+    before = {n: m.clone() for n, (_, m) in recurrent_masks(model).items()}
+    grads = gradient_magnitudes(task, model, 3, seed=0)
+    growth_point(task, model, 0.1, 3, seed=0, scope="per_matrix")
+    for name, (_, mask) in recurrent_masks(model).items():
+        old, new = before[name].bool(), mask.bool()
+        assert (new | ~old).all(), "an active connection was put to sleep"
+        woken = new & ~old
+        dormant = int((~old).sum())
+        assert int(woken.sum()) == int(0.1 * dormant + 0.5)  # exactly 10% of the dormant entries
+        # every woken entry's gradient is at least every still-dormant entry's gradient
+        g = grads[name]
+        assert g[woken].min() >= g[~new].max()
+
+
+def test_row_pruning_removes_the_smallest_sum_units(model):
+    scores = unit_scores(model, "hidden.0")
+    expected = int(scores.argmin())
+    removed = _remove_smallest(model, "hidden.0", "single", 0.0)
+    assert removed == 1
+    active = active_units(model, "hidden.0")
+    assert not active[expected] and int(active.sum()) == 7
+
+
+def test_gate_pruning_keeps_the_four_gates_equally_wide(model):
+    _remove_smallest(model, "gate.0", "ratio", 0.4)  # 40% of 5 -> 2 per gate
+    per_gate = active_units(model, "gate.0").view(4, 5).sum(1)
+    assert per_gate.tolist() == [3, 3, 3, 3]
+
+
+def test_rollback_restores_weights_and_masks_bit_for_bit(task, model, tmp_path):
+    trainer = Trainer(task, model, task.cfg)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    never = Threshold(1e-9)  # no perplexity is this low: every iteration fails and rolls back
+    cfg = PruneRowsConfig(ratio=0.3, min_ratio=0.1, single_unit_finish=False, max_iterations=3)
+    log = prune_rows(task, model, trainer, cfg, never, "valid", Resume(None, "t", {}, []))
+    assert len(log) == 2 and not any(r["accepted"] for r in log)  # 0.3 -> 0.15 -> 0.075 < 0.1: done
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_thinning_after_row_pruning_keeps_outputs(task, model):
+    for key in ("embed", "hidden.0", "gate.0"):
+        _remove_smallest(model, key, "ratio", 0.3)
+    small = thin(model).eval()
+    model.eval()
+    x = torch.randint(0, task.vocab, (7, 3))
+    assert small.config.hidden[0] < 8 and small.config.embed < 6
+    assert torch.allclose(small(x)[0], model(x)[0], atol=1e-5)
+
+
+def test_lhp_growth_widens_to_target_and_thins_back_exactly(task, model):
+    for key in ("embed", "hidden.0", "gate.0"):
+        _remove_smallest(model, key, "ratio", 0.3)
+    small = thin(model)
+    target = {"embed": 6, "hidden": 8, "gate": 5}
+    grown = grow_to(task, small, target, lr=1.0, seed=0)
+    assert model_dims(grown) == target
+    # the new rows/columns were woken with -gradient x lr: some are nonzero now
+    assert grown.decoder_w[:, small.config.hidden[0]:].abs().sum() > 0
+    grown.eval()
+    x = torch.randint(0, task.vocab, (5, 2))
+    assert torch.allclose(thin(grown).eval()(x)[0], grown(x)[0], atol=1e-5)
+
+
+def test_lhp_choice_on_a_synthetic_profile():
+    rows = []
+    for dim, sizes, lat, lhps in [
+        ("hidden", [8, 10, 12, 16], [1.0, 1.4, 1.2, 1.5], [8, 12, 16]),  # 10 is slower than 12
+        ("gate_hidden", [8, 10, 12, 16], [1.0, 1.1, 1.2, 1.3], [8, 10, 12, 16]),
+        ("input", [4, 6, 8], [1.0, 1.0, 1.0], [4, 6, 8]),
+    ]:
+        rows += [{"dimension": dim, "size": s, "median_s": t, "is_lhp": s in lhps} for s, t in zip(sizes, lat)]
+    targets = lhp_targets(pd.DataFrame(rows), {"embed": 5, "hidden": 9, "gate": 9})
+    assert targets["hidden"]["candidate"] == 12  # 10 is not an LHP; 12 is the fastest at or above 9
+    assert targets["gate_hidden"]["candidate"] == 10
+    assert targets["input"]["candidate"] == 6
+
+
+def test_decision_follows_the_crossover():
+    cfg = GrowLHPConfig(reachable_sparsity=0.9)
+    assert decide(cfg, {"sparse_crossover": {"u_h": 0.8, "w": 0.9, "u_x": None}})["mode"] == "sparse"
+    assert decide(cfg, {"sparse_crossover": {"u_h": 0.95, "w": 0.8}})["mode"] == "dense"
+    assert decide(cfg, {"sparse_crossover": {"u_h": None, "w": 0.5}})["mode"] == "dense"
+    forced = decide(GrowLHPConfig(mode="dense"), {"sparse_crossover": {"u_h": 0.5, "w": 0.5}})
+    assert forced["mode"] == "dense" and forced["forced"]

@@ -1,0 +1,201 @@
+"""Tests for the exported inference model: equivalence, format choice, serialisation."""
+
+import itertools
+
+import pytest
+import torch
+
+from symbiotic.errors import UserError
+from symbiotic.models.inference import (
+    MATRICES,
+    InferenceHLSTMLayer,
+    choose_formats,
+    export,
+    inference_state,
+    latency_inputs,
+    load_inference,
+    matrix_sparsity,
+)
+from symbiotic.models.lm import HLSTMLanguageModel, LMConfig
+from symbiotic.sparsity.masks import random_masks
+from symbiotic.sparsity.thinning import thin
+from symbiotic.sparsity.units import remove_units, unit_keys
+
+V = 13
+ALL_FORMATS = [dict(zip(MATRICES, combo)) for combo in itertools.product(("dense", "csr"), repeat=3)]
+
+
+def _model(dtype=torch.float32, hidden=(7, 5), gate_hidden=(4, 3), density=0.6):
+    model = HLSTMLanguageModel(LMConfig(vocab=V, embed=6, hidden=hidden, gate_hidden=gate_hidden)).to(dtype)
+    model.reset_parameters(torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.decoder_b.uniform_(-1, 1, generator=torch.Generator().manual_seed(1))
+        for layer in model.layers:  # non-zero biases so their placement is tested
+            layer.u_b.uniform_(-0.5, 0.5, generator=torch.Generator().manual_seed(2))
+    random_masks(model, density, torch.Generator().manual_seed(3))
+    # Removed units make thinning shrink every dimension.
+    removals = {"embed": [1], "gate.0": [0, 5, 6], "hidden.0": [2], "gate.1": [4], "hidden.1": [0]}
+    for key in unit_keys(model):
+        remove_units(model, key, removals[key])
+    return model.eval()
+
+
+def _tokens(T=5, B=3):
+    return latency_inputs(V, batch=B, seq_len=T, generator=torch.Generator().manual_seed(4))
+
+
+def _reference(model, tokens):
+    with torch.no_grad():
+        return model(tokens)[0]
+
+
+@pytest.mark.parametrize("formats", ALL_FORMATS, ids=lambda f: "-".join(f.values()))
+def test_export_matches_training_model(formats):
+    model = _model()
+    tokens = _tokens()
+    inf = export(model, formats)
+    assert inf.dims["hidden"] == list(thin(model).config.hidden)
+    assert inf.dims["embed"] < model.config.embed  # thinning happened
+    assert inf.formats == [formats, formats]
+    torch.testing.assert_close(inf(tokens), _reference(model, tokens), atol=1e-5, rtol=0)
+
+
+def test_csr_layouts_and_shapes():
+    inf = export(_model(), {"u_x": "csr", "u_h": "csr", "w": "csr"})
+    layer = inf.layers[0]
+    H, G, I = layer.hidden_size, layer.gate_hidden, layer.input_size
+    assert all(getattr(layer, n).layout == torch.sparse_csr for n in MATRICES)
+    assert tuple(layer.u_x.shape) == (4 * G, I) and tuple(layer.u_h.shape) == (4 * G, H)
+    assert tuple(layer.w.shape) == (4 * H, 4 * G)  # one block-diagonal matrix
+
+
+def test_float64_and_recurrent_part():
+    model = _model(torch.float64)
+    tokens = _tokens()
+    inf = export(model, {"u_x": "dense", "u_h": "csr", "w": "csr"})
+    torch.testing.assert_close(inf(tokens), _reference(model, tokens), atol=1e-10, rtol=0)
+    out = inf.recurrent(tokens)
+    assert out.shape == (5, 3, inf.dims["hidden"][-1])
+    torch.testing.assert_close(torch.nn.functional.linear(out, inf.decoder_w, inf.decoder_b), inf(tokens))
+
+
+def test_single_layer_and_empty_sequence():
+    model = _model(hidden=(6,), gate_hidden=(4,))
+    layer = model.layers[0]
+    inf_layer = InferenceHLSTMLayer(layer, {"u_x": "csr", "u_h": "dense", "w": "csr"})
+    x = torch.randn(4, 2, layer.input_size, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        torch.testing.assert_close(inf_layer(x), layer(x)[0], atol=1e-5, rtol=0)
+    assert inf_layer(x[:0]).shape == (0, 2, layer.hidden_size)
+
+
+def test_latency_inputs_shape_and_range():
+    tokens = latency_inputs(7, generator=torch.Generator().manual_seed(0))
+    assert tokens.shape == (70, 16) and tokens.dtype == torch.long
+    assert 0 <= int(tokens.min()) and int(tokens.max()) < 7
+
+
+def test_bad_formats_raise_user_error():
+    with pytest.raises(UserError, match="u_h"):
+        export(_model(), {"u_x": "dense", "u_h": "coo", "w": "dense"})
+    with pytest.raises(UserError, match="formats"):
+        export(_model(), {"u_x": "dense"})
+
+
+# ---- choose_formats -------------------------------------------------------------------------
+
+def _masked_model(period: dict[str, int]):
+    """One layer; mask ``name`` has every ``period[name]``-th row zero (sparsity 1/period).
+
+    Rows are the last axis' slices, i.e. INCOMING connections of gate/hidden
+    units, so no unit becomes inactive and thinning removes nothing.
+    """
+    model = HLSTMLanguageModel(LMConfig(vocab=V, embed=4, hidden=(4,), gate_hidden=(5,)))
+    layer = model.layers[0]
+    with torch.no_grad():
+        for name, p in period.items():
+            mask = getattr(layer, f"mask_{name}")
+            rows = mask.view(-1, mask.shape[-1])  # u_x/u_h (4G, ...); w (4*H, G): row k*H + h
+            rows[::p] = 0
+    return model
+
+
+def test_matrix_sparsity_counts_w_blocks_only():
+    model = _masked_model({"u_x": 4, "u_h": 2, "w": 4})
+    assert matrix_sparsity(model) == pytest.approx({"u_x": 0.25, "u_h": 0.5, "w": 0.25})
+
+
+@pytest.mark.parametrize(
+    "crossover, expected",
+    [
+        ({"u_x": 0.2, "u_h": 0.5, "w": 0.3}, {"u_x": "csr", "u_h": "csr", "w": "dense"}),  # at == csr
+        ({"u_x": None, "u_h": None, "w": None}, {"u_x": "dense", "u_h": "dense", "w": "dense"}),
+        ({"u_x": 0.0, "u_h": 0.9, "w": 0.25}, {"u_x": "csr", "u_h": "dense", "w": "csr"}),
+    ],
+)
+def test_choose_formats(crossover, expected):
+    model = _masked_model({"u_x": 4, "u_h": 2, "w": 4})
+    assert choose_formats(model, crossover) == expected
+
+
+def test_choose_formats_uses_thinned_sparsity():
+    model = _masked_model({})
+    remove_units(model, "gate.0", [0, 5, 10, 15])  # one whole neuron per gate: rows of u, columns of w
+    assert matrix_sparsity(model)["u_x"] == pytest.approx(0.2)
+    assert choose_formats(model, {"u_x": 0.1, "u_h": 0.1, "w": 0.1}) == dict.fromkeys(MATRICES, "dense")
+
+
+def test_choose_formats_missing_product_raises():
+    with pytest.raises(UserError, match="w"):
+        choose_formats(_masked_model({}), {"u_x": 0.5, "u_h": 0.5})
+
+
+# ---- serialisation --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("formats", [ALL_FORMATS[0], ALL_FORMATS[-1], ALL_FORMATS[2]], ids=["dense", "csr", "mixed"])
+def test_state_round_trip_weights_only(formats, tmp_path):
+    inf = export(_model(), formats)
+    path = tmp_path / "model.pt"
+    torch.save(inference_state(inf), path)
+    loaded = load_inference(torch.load(path, weights_only=True))
+    assert loaded.formats == inf.formats and loaded.dims == inf.dims
+    tokens = _tokens()
+    assert torch.equal(loaded(tokens), inf(tokens))
+
+
+def _state():
+    return inference_state(export(_model(), {"u_x": "dense", "u_h": "csr", "w": "csr"}))
+
+
+@pytest.mark.parametrize(
+    "corrupt, key",
+    [
+        (lambda s: s["layers"][0].__setitem__("u_x", torch.zeros(3, 3)), "layers.0.u_x"),
+        (lambda s: s["layers"][1].__setitem__("w_b", torch.zeros(4, 1)), "layers.1.w_b"),
+        (lambda s: s["layers"][0]["u_h"].__setitem__("shape", [1, 2]), "layers.0.u_h.shape"),
+        (lambda s: s["layers"][0]["w"]["col_indices"].add_(1000), "layers.0.w"),
+        (lambda s: s["layers"][0]["formats"].__setitem__("w", "bsr"), "layers.0.formats"),
+        (lambda s: s.__setitem__("decoder_w", torch.zeros(V, 99)), "decoder_w"),
+        (lambda s: s["layers"][1].pop("u_b"), "layers.1.u_b"),
+        (lambda s: s.__setitem__("kind", "something"), "kind"),
+    ],
+)
+def test_bad_state_raises_user_error_naming_key(corrupt, key):
+    state = _state()
+    corrupt(state)
+    with pytest.raises(UserError, match=key.replace(".", r"\.")):
+        load_inference(state)
+
+
+def test_off_diagonal_csr_w_is_rejected():
+    state = _state()
+    w = state["layers"][0]["w"]
+    H = state["dims"]["hidden"][0]
+    G = state["dims"]["gate_hidden"][0]
+    dense = torch.sparse_csr_tensor(w["crow_indices"], w["col_indices"], w["values"], w["shape"], check_invariants=True).to_dense()
+    dense[0, 4 * G - 1] = 1.0  # gate f row reading gate g's neurons
+    bad = dense.to_sparse_csr()
+    w.update(crow_indices=bad.crow_indices(), col_indices=bad.col_indices(), values=bad.values())
+    assert H > 0
+    with pytest.raises(UserError, match=r"layers\.0\.w"):
+        load_inference(state)
