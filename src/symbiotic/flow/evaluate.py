@@ -48,6 +48,11 @@ def _layers(model) -> int:
     return cfg["layers"] if "layers" in cfg else len(cfg["hidden"])
 
 
+def _format(model) -> str:
+    """e.g. 'u_x=csr u_h=csr w=csr' (layer 0; every layer gets the same formats)."""
+    return " ".join(f"{k}={v}" for k, v in model.formats[0].items())
+
+
 def evaluate(task, models: dict, export_state: dict, device, threads: int, cfg: EvaluateConfig) -> pd.DataFrame:
     """One row per step: model, widths, parameters, perplexity, latency (median, range)."""
     runnable = {}
@@ -78,8 +83,8 @@ def evaluate(task, models: dict, export_state: dict, device, threads: int, cfg: 
             "latency_recurrent_min_ms": rec["min_s"] * 1e3, "latency_recurrent_max_ms": rec["max_s"] * 1e3,
             "latency_full_ms": full["median_s"] * 1e3,
             "latency_full_min_ms": full["min_s"] * 1e3, "latency_full_max_ms": full["max_s"] * 1e3,
-            "format": ",".join(f"{k}={v}" for k, v in export_state.get("formats", {}).items())
-            if name == "final" else ("nn.LSTM" if name == "baseline" else "thinned dense"),
+            "format": _format(runnable[name]) if name == "final"
+            else ("nn.LSTM" if name == "baseline" else "thinned dense"),
         })
     return pd.DataFrame(rows)
 
@@ -87,7 +92,7 @@ def evaluate(task, models: dict, export_state: dict, device, threads: int, cfg: 
 def summary(table: pd.DataFrame) -> dict:
     base = table[table["model"] == "baseline"].iloc[0]
     final = table[table["model"] == "final"].iloc[0]
-    return {
+    result = {
         "compression_recurrent_x": base["params_recurrent_nonzero"] / final["params_recurrent_nonzero"],
         "compression_total_x": base["params_total_nonzero"] / final["params_total_nonzero"],
         "speedup_recurrent_x": base["latency_recurrent_ms"] / final["latency_recurrent_ms"],
@@ -96,6 +101,7 @@ def summary(table: pd.DataFrame) -> dict:
         "perplexity_change": final["perplexity"] - base["perplexity"],
         "perplexity_no_worse": bool(final["perplexity"] <= base["perplexity"]),
     }
+    return {k: (v if isinstance(v, bool) else float(v)) for k, v in result.items()}
 
 
 def plot(table: pd.DataFrame, path: Path, title: str) -> None:

@@ -188,7 +188,12 @@ class InferenceHLSTMLayer(nn.Module):
         return self.u_b.shape[0] // GATES
 
     def forward(self, x: Tensor) -> Tensor:
-        """x (T, B, I) -> out (T, B, H) from zero state (a transposed view of (T, H, B))."""
+        """x (T, B, I) -> out (T, B, H) from zero state, contiguous.
+
+        The loop produces (T, H, B); one copy at the end gives the next layer and
+        the decoder a contiguous (T, B, H): a GEMM on the transposed view is ~1.5x
+        slower than the copy plus a GEMM on contiguous memory (measured on this CPU).
+        """
         T, B, I = x.shape
         H, G = self.hidden_size, self.gate_hidden
         if T == 0:
@@ -202,7 +207,7 @@ class InferenceHLSTMLayer(nn.Module):
         loop = _recurrence if w_csr or self.formats["u_h"] == "csr" else _dense_loop()
         h = x.new_zeros(H, B)
         out = loop(pre, h, h.clone(), self.u_h, self.w, w_b, w_csr)  # (T, H, B)
-        return out.transpose(1, 2)
+        return out.transpose(1, 2).contiguous()
 
     def extra_repr(self) -> str:
         fmt = ", ".join(f"{k}={v}" for k, v in self.formats.items())
