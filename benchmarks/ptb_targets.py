@@ -52,7 +52,7 @@ def main() -> None:
     result = {
         "rounds": args.rounds, "threads": threads, "cpu": fingerprint(device, threads)["cpu_model"],
         "perplexity": ppl, "recurrent_nonzero": nz,
-        "latency_ms": {k: {s: round(v * 1e3, 3) for s, v in t.items() if s.endswith("_s")}
+        "latency_ms": {k: {s.removesuffix("_s"): round(v * 1e3, 3) for s, v in t.items() if s.endswith("_s")}
                        for k, t in timing.items()},
         "compression_x": nz["baseline"] / nz["final"],
         "speedup_recurrent_x": timing["baseline/recurrent"]["median_s"] / timing["final/recurrent"]["median_s"],
