@@ -1,0 +1,298 @@
+"""DeepSpeech2-style acoustic model: 2-D convolutions, bidirectional recurrent layers, CTC.
+
+The layout follows deepspeech.pytorch (the paper's reference for AN4):
+two Conv2d + BatchNorm2d + Hardtanh(0, 20) blocks over (time, frequency),
+then bidirectional recurrent layers with BatchNorm1d on the input of every
+layer after the first, directions summed so each layer stays ``hidden`` wide,
+then a linear layer to the CTC labels. The recurrent layers are either the
+H-LSTM (the model the symbiotic flow grows and prunes) or stock ``nn.LSTM``
+(the fastest kernels the device has: the baseline).
+
+Padding never leaks into an utterance's valid outputs: conv outputs past each
+utterance's length are zeroed before the next conv (so it sees the same zeros
+as its own padding would give), the backward direction runs over each
+utterance's valid frames reversed, and BatchNorm1d statistics use valid frames
+only. BatchNorm2d statistics include the (zeroed) padded frames, as in
+deepspeech.pytorch; length bucketing keeps those few.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from symbiotic.data.an4 import LABELS
+from symbiotic.errors import UserError
+from symbiotic.models.hlstm import HLSTMLayer
+
+__all__ = ["DS2Config", "DeepSpeech2", "BiHLSTM", "BiLSTM", "ctc_loss", "reverse_padded", "time_mask",
+           "RNN_KINDS"]
+
+RNN_KINDS = ("hlstm", "lstm")
+HARDTANH_MAX = 20.0  # DeepSpeech2's clipped ReLU
+CONV_TIME_KERNEL = 11
+CONV_FREQ_KERNELS = (41, 21)  # deepspeech.pytorch's, shrunk to the feature count when larger
+CONV_STRIDES = ((2, 2), (1, 2))  # (time, frequency): time halved once, frequency twice
+
+
+@dataclass(frozen=True, kw_only=True)
+class DS2Config:
+    """Shape of a :class:`DeepSpeech2` (keyword-only: the fields are many and alike)."""
+
+    n_features: int  # MFCC coefficients per frame
+    labels: int = len(LABELS)  # CTC classes, blank included
+    conv_channels: int = 32
+    rnn: str = "hlstm"  # "hlstm" or "lstm" (stock nn.LSTM baseline)
+    hidden: int  # per direction; directions are summed
+    gate_hidden: int = 0  # H-LSTM gate hidden layer width; unused by "lstm"
+    layers: int
+    bidirectional: bool = True
+    dropout_gate: float = 0.2  # in the H-LSTM gates' hidden layers; unused by "lstm"
+
+    def __post_init__(self):
+        for name, lo in (("n_features", 1), ("labels", 2), ("conv_channels", 1), ("hidden", 1), ("layers", 1)):
+            _check_size(name, getattr(self, name), lo)
+        if self.rnn not in RNN_KINDS:
+            raise UserError(f"rnn={self.rnn!r} is not one of {RNN_KINDS}", "set rnn to 'hlstm' or 'lstm'")
+        _check_size("gate_hidden", self.gate_hidden, 1 if self.rnn == "hlstm" else 0)
+        if not isinstance(self.bidirectional, bool):
+            raise UserError(f"bidirectional={self.bidirectional!r} is not true/false",
+                            "set bidirectional to true or false")
+        if not 0.0 <= self.dropout_gate < 1.0:
+            raise UserError(f"dropout_gate={self.dropout_gate} is outside [0, 1)",
+                            "set dropout_gate to a probability below 1")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DS2Config":
+        return cls(**d)
+
+
+def _check_size(name: str, n, lo: int) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < lo:
+        raise UserError(f"{name}={n!r} is not an integer >= {lo}", f"set {name} to an integer >= {lo}")
+
+
+def time_mask(lengths: Tensor, steps: int) -> Tensor:
+    """(T, B) bool: True at frames before each utterance's length."""
+    return torch.arange(steps, device=lengths.device)[:, None] < lengths[None, :]
+
+
+def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse the first ``lengths[b]`` steps of each sequence in x (T, B, ...); padding stays put.
+
+    Reversing the whole padded tensor would start a short sequence's backward
+    pass on padding; reversing only the valid part starts it on its last real
+    frame. Applying it twice is the identity, so it also maps outputs back.
+    """
+    T, B = x.shape[:2]
+    t = torch.arange(T, device=x.device)[:, None]  # (T, 1)
+    n = lengths.to(x.device)[None, :]  # (1, B)
+    index = torch.where(t < n, n - 1 - t, t)  # (T, B)
+    index = index.view(T, B, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(0, index)
+
+
+def masked_batch_norm(norm: nn.BatchNorm1d, x: Tensor, mask: Tensor) -> Tensor:
+    """BatchNorm1d over x (T, B, H) whose training statistics come from valid frames only.
+
+    In eval mode the norm is per-element, so padding cannot reach valid frames
+    and the whole tensor is normalised at once (no data-dependent indexing).
+    """
+    T, B, H = x.shape
+    if not norm.training:
+        return norm(x.reshape(T * B, H)).view(T, B, H)
+    out = torch.zeros_like(x)
+    out[mask] = norm(x[mask])  # (valid frames, H)
+    return out
+
+
+class BiHLSTM(nn.Module):
+    """One H-LSTM layer per direction; the backward one reads each utterance's valid frames reversed."""
+
+    def __init__(self, input_size: int, hidden: int, gate_hidden: int, dropout: float, bidirectional: bool):
+        super().__init__()
+        self.fwd = HLSTMLayer(input_size, hidden, gate_hidden, dropout)
+        self.bwd = HLSTMLayer(input_size, hidden, gate_hidden, dropout) if bidirectional else None
+
+    def directions(self) -> list[HLSTMLayer]:
+        return [self.fwd] if self.bwd is None else [self.fwd, self.bwd]
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """x (T, B, I), lengths (B,) -> (T, B, H), directions summed; padded frames undefined."""
+        # Padding follows the valid frames, so the forward pass never sees it before them.
+        out, _ = self.fwd(x)  # (T, B, H)
+        if self.bwd is not None:
+            back, _ = self.bwd(reverse_padded(x, lengths))  # (T, B, H), reversed time
+            out = out + reverse_padded(back, lengths)
+        return out
+
+
+class BiLSTM(nn.Module):
+    """Stock nn.LSTM layer on packed sequences (padding skipped by the kernel), directions summed."""
+
+    def __init__(self, input_size: int, hidden: int, bidirectional: bool):
+        super().__init__()
+        self.lstm = nn.LSTM(input_size, hidden, bidirectional=bidirectional)
+
+    def directions(self) -> list[nn.LSTM]:
+        return [self.lstm]
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """x (T, B, I), lengths (B,) -> (T, B, H); padded frames are zero."""
+        T, B, _ = x.shape
+        # The packing kernel wants lengths on the CPU, whatever the device of x.
+        packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, total_length=T)  # (T, B, D * H)
+        return out.view(T, B, -1, self.lstm.hidden_size).sum(2)  # (T, B, H)
+
+
+def _conv_block(in_ch: int, out_ch: int, kernel: tuple[int, int], stride: tuple[int, int]) -> nn.Sequential:
+    """Conv2d (no bias: BatchNorm's shift replaces it) + BatchNorm2d + Hardtanh(0, 20)."""
+    padding = (kernel[0] // 2, kernel[1] // 2)
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=False),
+        nn.BatchNorm2d(out_ch),
+        nn.Hardtanh(0.0, HARDTANH_MAX, inplace=True),
+    )
+
+
+def _out_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _time_length(conv: nn.Conv2d, lengths: Tensor) -> Tensor:
+    """Valid frames after ``conv`` along time (dim 0 of its kernel), per utterance (B,)."""
+    k, s, p, d = conv.kernel_size[0], conv.stride[0], conv.padding[0], conv.dilation[0]
+    return torch.div(lengths + 2 * p - d * (k - 1) - 1, s, rounding_mode="floor") + 1
+
+
+class DeepSpeech2(nn.Module):
+    """MFCC frames (T, B, F) -> CTC log-probabilities (T', B, labels), T' = ceil(T / 2)."""
+
+    def __init__(self, cfg: DS2Config):
+        super().__init__()
+        self.n_features = cfg.n_features
+        self.rnn = cfg.rnn
+        self.bidirectional = cfg.bidirectional
+        self.dropout_gate = cfg.dropout_gate
+        self.conv, width = self._build_conv(cfg)
+        inputs = [width] + [cfg.hidden] * (cfg.layers - 1)
+        self.layers = nn.ModuleList(self._recurrent(cfg, i) for i in inputs)
+        self.norms = nn.ModuleList(nn.BatchNorm1d(cfg.hidden) for _ in range(cfg.layers - 1))
+        self.decoder = nn.Linear(cfg.hidden, cfg.labels)
+        self._gate_hidden = cfg.gate_hidden  # kept for config() of the "lstm" kind
+        self.reset_parameters()
+
+    @staticmethod
+    def _build_conv(cfg: DS2Config) -> tuple[nn.ModuleList, int]:
+        """The two conv blocks, frequency kernels fitted to the feature count; returns them and
+        the flattened width (channels x remaining frequency bins) the first recurrent layer reads."""
+        blocks, freq, channels = [], cfg.n_features, 1
+        for freq_kernel, stride in zip(CONV_FREQ_KERNELS, CONV_STRIDES):
+            kernel = (CONV_TIME_KERNEL, min(freq_kernel, freq))
+            blocks.append(_conv_block(channels, cfg.conv_channels, kernel, stride))
+            freq = _out_size(freq, kernel[1], stride[1], kernel[1] // 2)
+            channels = cfg.conv_channels
+        return nn.ModuleList(blocks), channels * freq
+
+    @staticmethod
+    def _recurrent(cfg: DS2Config, input_size: int) -> nn.Module:
+        if cfg.rnn == "hlstm":
+            return BiHLSTM(input_size, cfg.hidden, cfg.gate_hidden, cfg.dropout_gate, cfg.bidirectional)
+        return BiLSTM(input_size, cfg.hidden, cfg.bidirectional)
+
+    @property
+    def config(self) -> DS2Config:
+        """The config of the CURRENT tensor shapes."""
+        first = self.recurrent_layers()[0]
+        return DS2Config(
+            n_features=self.n_features,
+            labels=self.decoder.out_features,
+            conv_channels=self.conv[0][0].out_channels,
+            rnn=self.rnn,
+            hidden=first.hidden_size,
+            gate_hidden=first.gate_hidden if self.rnn == "hlstm" else self._gate_hidden,
+            layers=len(self.layers),
+            bidirectional=self.bidirectional,
+            dropout_gate=self.dropout_gate,
+        )
+
+    def recurrent_layers(self) -> list[nn.Module]:
+        """The recurrent modules in order: HLSTMLayer per direction (forward, backward) per
+        layer for "hlstm", one bidirectional nn.LSTM per layer for "lstm"."""
+        return [module for layer in self.layers for module in layer.directions()]
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Every weight uniform in ±1/sqrt(fan_in) (PyTorch's defaults), drawn from ``generator``
+        so a seed fixes the whole model; BatchNorm to identity; zero decoder bias."""
+        for block in self.conv:
+            conv = block[0]
+            bound = 1.0 / math.sqrt(conv.weight[0].numel())
+            conv.weight.uniform_(-bound, bound, generator=generator)
+            block[1].reset_parameters()
+        for norm in self.norms:
+            norm.reset_parameters()
+        for module in self.recurrent_layers():
+            if isinstance(module, HLSTMLayer):
+                module.reset_parameters(generator)
+            else:
+                bound = 1.0 / math.sqrt(module.hidden_size)
+                for p in module.parameters():
+                    p.uniform_(-bound, bound, generator=generator)
+        bound = 1.0 / math.sqrt(self.decoder.in_features)
+        self.decoder.weight.uniform_(-bound, bound, generator=generator)
+        self.decoder.bias.zero_()
+
+    def conv_output_length(self, lengths: Tensor) -> Tensor:
+        """Frames after the convolutions, per utterance: floor((L + 2p - d(k-1) - 1)/s + 1) per conv."""
+        for block in self.conv:
+            lengths = _time_length(block[0], lengths)
+        return lengths
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """x (T, B, F) zero-padded, lengths (B,) -> log_probs (T', B, C), out_lengths (B,)."""
+        if x.shape[2] != self.n_features:
+            raise UserError(f"features have {x.shape[2]} coefficients but the model takes {self.n_features}",
+                            "prepare AN4 with the n_mfcc the model was built for")
+        lengths = lengths.to(x.device)  # collate gives CPU lengths; masks are built beside x
+        h, lengths = self._convolve(x, lengths)  # (T', B, C * F')
+        mask = time_mask(lengths, h.shape[0])  # (T', B)
+        for l, layer in enumerate(self.layers):
+            if l > 0:
+                h = masked_batch_norm(self.norms[l - 1], h, mask)
+            h = layer(h, lengths) * mask.unsqueeze(2)  # (T', B, H), padding zeroed
+        return F.log_softmax(self.decoder(h), dim=2), lengths  # (T', B, C)
+
+    def _convolve(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """(T, B, F) -> (T', B, C * F') and the new lengths; frames past a length are zeroed
+        after each block, so the next conv sees what it would see for that utterance alone."""
+        h = x.permute(1, 0, 2).unsqueeze(1)  # (B, 1, T, F)
+        for block in self.conv:
+            h = block(h)  # (B, C, T', F')
+            lengths = _time_length(block[0], lengths)
+            keep = time_mask(lengths, h.shape[2]).t()  # (B, T')
+            h = h * keep[:, None, :, None].to(h.dtype)
+        B, C, T, Fq = h.shape
+        return h.permute(2, 0, 1, 3).reshape(T, B, C * Fq), lengths  # (T', B, C * F')
+
+
+def ctc_loss(log_probs: Tensor, out_lengths: Tensor, targets: Tensor, target_lengths: Tensor) -> Tensor:
+    """Mean CTC loss (per utterance, divided by target length), blank = 0.
+
+    ``zero_infinity``: an utterance too short for its transcript (possible after
+    the conv halves time) gives an infinite loss; zeroing it keeps one bad
+    utterance from turning the whole batch's gradient into NaN.
+    """
+    return F.ctc_loss(log_probs, targets, out_lengths, target_lengths,
+                      blank=0, reduction="mean", zero_infinity=True)
