@@ -17,6 +17,7 @@ import torch
 
 from symbiotic.config import ranged
 from symbiotic.errors import UserError
+from symbiotic.flow.common import seed_everything
 from symbiotic.flow.latency import call, side_by_side, token_batch
 from symbiotic.hardware import lhp
 from symbiotic.sparsity.thinning import widen
@@ -116,7 +117,7 @@ def grow_to(task, model, target: dict[str, int], lr: float, seed: int):
     """
     old = model_dims(model)
     big = _widened(model, target)
-    gen = torch.Generator().manual_seed(seed)
+    gen = seed_everything(seed)  # new biases here, dropout in the retraining that follows
     for key, unit in (("embed", "embed"), ("hidden", "hidden.0"), ("gate", "gate.0")):
         if target[key] > old[key]:
             new = _new_units(big, unit, old[key], target[key])

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from symbiotic.config import ranged
-from symbiotic.flow.common import prune_with_rollback
+from symbiotic.flow.common import prune_with_rollback, seed_everything
 from symbiotic.models.hlstm import GATES
 from symbiotic.sparsity.pruning import count_for_ratio, smallest_units, smallest_units_per_group
 from symbiotic.sparsity.units import active_units, dims, remove_units, unit_keys, unit_scores
@@ -63,6 +63,7 @@ def _remove_smallest(model, key: str, phase: str, ratio: float) -> int:
 def prune_rows(task, model, trainer: Trainer, cfg: PruneRowsConfig, threshold: Threshold, split: str,
                resume: Resume) -> list[dict]:
     """Algorithm 1 on ``model`` in place; returns the iteration log."""
+    seed_everything(task.cfg.seed)  # dropout during retraining: the same run every time
     keys = [k for k in unit_keys(model) if k.split(".")[0] in cfg.kinds]
     schedule = HalvingSchedule(cfg.ratio, cfg.min_ratio, single_unit_finish=cfg.single_unit_finish)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from symbiotic.config import ranged
-from symbiotic.flow.common import prune_with_rollback, recurrent_density, recurrent_masks
+from symbiotic.flow.common import prune_with_rollback, recurrent_density, recurrent_masks, seed_everything
 from symbiotic.sparsity.masks import apply_masks
 from symbiotic.sparsity.pruning import prune_masks
 from symbiotic.training.loop import Trainer
@@ -27,6 +27,7 @@ class PruneWeightsConfig:
 def prune_weights(task, model, trainer: Trainer, cfg: PruneWeightsConfig, threshold: Threshold,
                   split: str, resume: Resume) -> list[dict]:
     """Prune the smallest |w| of the recurrent matrices, retrain, roll back on failure."""
+    seed_everything(task.cfg.seed)  # dropout during retraining: the same run every time
     schedule = HalvingSchedule(cfg.ratio, cfg.min_ratio, single_unit_finish=False)
 
     def act(schedule):

@@ -14,6 +14,7 @@ when a larger one is faster in every pass.
 from __future__ import annotations
 
 import random
+import statistics
 from dataclasses import dataclass, field
 
 import torch
@@ -148,25 +149,38 @@ def sparse_sweep(base: dict[str, int], shape: TaskShape, cfg: ProfileConfig,
 
     Dense ``u_x``/``u_h`` run as ``F.linear`` (what the layer does); dense ``w`` as the
     layer's batched product. CSR runs ``torch.sparse.mm`` (MKL on CPU, cuSPARSE on GPU)
-    on the transposed activations, the layout a CSR kernel wants.
+    on the transposed activations, the layout a CSR kernel wants. Like the LHE sweep,
+    every case is measured once per pass in a fresh random order and the medians over
+    passes are kept: a single measurement per case moved the crossover by a whole grid
+    step between runs on this machine, and the crossover decides the flow's path.
     """
     gen = torch.Generator().manual_seed(cfg.seed + 1)
+    cases = {}
+    for name, (out_dim, in_dim, batch) in gate_products(base, shape).items():
+        for sparsity in cfg.sparsities:
+            weight = _random_matrix(out_dim, in_dim, sparsity, gen, block=name == "w").to(device)
+            x = torch.randn(batch, in_dim, generator=gen).to(device)
+            csr, xt = weight.to_sparse_csr(), x.t().contiguous()
+            cases[(name, sparsity, "dense")] = _dense_fn(name, weight, x)
+            cases[(name, sparsity, "csr")] = (lambda c=csr, v=xt: torch.sparse.mm(c, v))
+    times: dict[tuple, list[float]] = {key: [] for key in cases}
+    rng = random.Random(cfg.seed + 1)
+    for p in range(cfg.passes):
+        order = list(cases)
+        rng.shuffle(order)
+        for key in bar(order, desc=f"dense vs sparse, pass {p + 1}/{cfg.passes}"):
+            t = measure(cases[key], device=device, threads=threads, warmup=cfg.warmup,
+                        min_run_time=cfg.min_run_time, min_runs=cfg.min_runs)
+            times[key].append(t.median_s)
     rows = []
-    cases = [(n, s) for n in gate_products(base, shape) for s in cfg.sparsities]
-    for name, sparsity in bar(cases, desc="dense vs sparse"):
-        out_dim, in_dim, batch = gate_products(base, shape)[name]
-        weight = _random_matrix(out_dim, in_dim, sparsity, gen, block=name == "w").to(device)
-        x = torch.randn(batch, in_dim, generator=gen).to(device)
-        dense = _dense_fn(name, weight, x)
-        csr, xt = weight.to_sparse_csr(), x.t().contiguous()
-        t_dense = measure(dense, device=device, threads=threads, warmup=cfg.warmup,
-                          min_run_time=cfg.min_run_time)
-        t_sparse = measure(lambda: torch.sparse.mm(csr, xt), device=device, threads=threads,
-                           warmup=cfg.warmup, min_run_time=cfg.min_run_time)
-        rows.append({"product": name, "rows": out_dim, "cols": in_dim, "batch": batch,
-                     "sparsity": sparsity, "dense_s": t_dense.median_s, "sparse_s": t_sparse.median_s,
-                     "dense_iqr_s": t_dense.iqr_s, "sparse_iqr_s": t_sparse.iqr_s,
-                     "speedup": t_dense.median_s / t_sparse.median_s})
+    for name, (out_dim, in_dim, batch) in gate_products(base, shape).items():
+        for sparsity in cfg.sparsities:
+            dense, csr = times[(name, sparsity, "dense")], times[(name, sparsity, "csr")]
+            d, c = statistics.median(dense), statistics.median(csr)
+            rows.append({"product": name, "rows": out_dim, "cols": in_dim, "batch": batch,
+                         "sparsity": sparsity, "dense_s": d, "sparse_s": c,
+                         "dense_range_s": max(dense) - min(dense), "sparse_range_s": max(csr) - min(csr),
+                         "passes": len(dense), "speedup": d / c})
     return rows
 
 
