@@ -18,11 +18,12 @@ import json
 
 import torch
 
-from symbiotic.flow.latency import call, side_by_side, token_batch
+from symbiotic.flow.latency import side_by_side
 from symbiotic.hardware.measure import default_threads, fingerprint, resolve_device
 from symbiotic.models.inference import export
 from symbiotic.models.lm import HLSTMLanguageModel, LMConfig, StackedLMConfig, StackedLSTMLanguageModel
 from symbiotic.sparsity.masks import random_masks
+from symbiotic.tasks.ptb import PTBTask
 
 VOCAB = 10000
 
@@ -46,12 +47,12 @@ def main() -> None:
     args = p.parse_args()
     device = resolve_device(args.device)
     threads = default_threads()
-    tokens = token_batch(VOCAB, 16, 70).to(device)
+    tokens = (torch.randint(0, VOCAB, (70, 16), generator=torch.Generator().manual_seed(0)).to(device),)
     rows = []
     for width in args.widths:
         embed = max(64, round(width * 400 / 1500))  # the paper's embedding/hidden ratio
         models = {k: m.to(device) for k, m in models_at(width, embed, args.sparsity, 0).items()}
-        timing = side_by_side({k: call(m, tokens, "recurrent") for k, m in models.items()},
+        timing = side_by_side({k: PTBTask.latency_call(m, tokens, "recurrent") for k, m in models.items()},
                               device, threads, args.rounds, min_run_time=0.2)
         base = timing["nn.LSTM 2 layers"]["median_s"]
         for name, t in timing.items():

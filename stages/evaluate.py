@@ -1,4 +1,4 @@
-"""evaluate: test perplexity, parameters and measured latency of every step (the paper's Table 1)."""
+"""evaluate: test score, parameters and measured latency of every step (the paper's Tables 1 and 4)."""
 
 from pathlib import Path
 
@@ -13,13 +13,13 @@ from symbiotic.training import checkpoint
 
 def main(argv=None):
     p = parser(__doc__)
-    p.add_argument("task", help="ptb")
+    p.add_argument("task", help="ptb or an4")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--models", type=Path, required=True, help="folder with <step>.pt checkpoints")
     p.add_argument("--export", type=Path, required=True, help="the final model's inference export")
     p.add_argument("--table", type=Path, required=True, help="steps CSV to write")
     p.add_argument("--summary", type=Path, required=True, help="summary metrics JSON to write")
-    p.add_argument("--plot", type=Path, required=True, help="latency/perplexity chart to write")
+    p.add_argument("--plot", type=Path, required=True, help="latency/score chart to write")
     args = p.parse_args(argv)
     params = load_params(args.params)
     ctx = Context("evaluate", args.task, params, args.data, None)
@@ -33,13 +33,13 @@ def main(argv=None):
     export_state = io.load_tensors(args.export)
     threads = cfg.threads or default_threads()
     table = evaluate(task, models, export_state, device, threads, cfg)
-    result = summary(table)
+    result = summary(table, task.metric)
     fp = fingerprint(device, threads)
     result.update({"device": params.get("device"), "threads": threads, "fingerprint": fingerprint_key(fp),
                    "seconds": ctx.seconds()})
     io.save_csv(table, args.table)
     io.save_json(result, args.summary)
-    plot(table, args.plot, f"{args.task} on {fp.get('gpu_name') or fp.get('cpu_model')}")
+    plot(table, task.metric, args.plot, f"{args.task} on {fp.get('gpu_name') or fp.get('cpu_model')}")
     print(table.to_string(index=False))
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in result.items()})
 

@@ -1,11 +1,9 @@
 """grow: step (a), train an H-LSTM from a 50%-sparse seed with gradient-based weight growth."""
 
-from dataclasses import asdict
-
 from symbiotic.cli import run
 from symbiotic.config import load_params
 from symbiotic.flow.grow import GrowConfig, grow
-from symbiotic.flow.stage import Context, ModelSpec, write
+from symbiotic.flow.stage import Context, score_line, write
 
 from _args import training_parser
 
@@ -15,7 +13,7 @@ def main(argv=None):
     p.add_argument("--log", required=True, help="growth-point CSV to write")
     args = p.parse_args(argv)
     ctx = Context("grow", args.task, load_params(args.params), args.data, args.resume_dir)
-    spec = asdict(ctx.cfg(ModelSpec, "model"))
+    spec = ctx.model_spec()
     cfg = ctx.cfg(GrowConfig, "grow")
     task = ctx.task()
     resume = ctx.resume(["train", "model", "grow"], [args.data / "train.pt"])
@@ -24,7 +22,7 @@ def main(argv=None):
     result = write(ctx, task, model, trainer, args.model, args.metrics, args.history, extra, log, args.log)
     resume.finish()
     print(f"grow {args.task}: density {result['recurrent_density']:.3f}, "
-          f"test perplexity {result['test_perplexity']:.2f} in {result['seconds']} s")
+          f"{score_line(task, result)} in {result['seconds']} s")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from symbiotic.cli import run
 from symbiotic.config import load_params
-from symbiotic.flow.grow_lhp import GrowLHPConfig, confirm, decide, grow_to, lhp_targets, load_profile, model_dims
-from symbiotic.flow.stage import Context, write
+from symbiotic.flow.grow_lhp import GrowLHPConfig, confirm, decide, grow_to, lhp_targets, load_profile
+from symbiotic.flow.stage import Context, score_line, write
 from symbiotic.hardware.measure import default_threads, resolve_device
 from symbiotic.training import checkpoint
 from symbiotic.training.loop import Trainer
@@ -32,20 +32,19 @@ def main(argv=None):
     trainer = Trainer(task, model, task.cfg, lr=ckpt["meta"].get("lr"))
     extra = {"decision": decision, "source": str(source)}
     if decision["mode"] == "dense":
-        targets = lhp_targets(latency, model_dims(model))
-        target = {"embed": targets["input"]["candidate"], "hidden": targets["hidden"]["candidate"],
-                  "gate": targets["gate_hidden"]["candidate"]}
+        targets = lhp_targets(latency, model.widths(), task.profile_dims)
+        target = {key: t["candidate"] for key, t in targets.items()}
         check = confirm(task, model, target, device, default_threads(), cfg.confirm_rounds,
                         profile["seq_len"], profile["batch"])
         extra.update({"targets": targets, "confirm": check})
-        if check["keep"] == "candidate" and target != model_dims(model):
+        if check["keep"] == "candidate" and any(w != model.widths()[k] for k, w in target.items()):
             model = grow_to(task, model, target, trainer.lr, task.cfg.seed)
             trainer = Trainer(task, model, task.cfg, lr=trainer.lr)
             for _ in range(cfg.retrain_epochs):
                 trainer.epoch(tag="grow_lhp")
     result = write(ctx, task, model, trainer, args.model, args.metrics, args.history, extra)
     print(f"grow_lhp {args.task}: mode {decision['mode']} ({decision['reason']}); "
-          f"dims {model_dims(model)}, test perplexity {result['test_perplexity']:.2f}")
+          f"widths {model.widths()}, {score_line(task, result)}")
 
 
 if __name__ == "__main__":

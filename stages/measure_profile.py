@@ -8,7 +8,8 @@ from pathlib import Path
 
 from symbiotic.cli import parser, run
 from symbiotic.config import build, load_params, section
-from symbiotic.hardware.profile import ProfileConfig, TaskShape, base_dims, profile_task
+from symbiotic.hardware.profile import ProfileConfig, TaskShape, profile_task
+from symbiotic.tasks import task_module
 
 
 def main(argv=None):
@@ -20,7 +21,7 @@ def main(argv=None):
     params = load_params(args.params)
     cfg = build(ProfileConfig, section(params, "profile.measure"), "profile.measure")
     shape = build(TaskShape, section(params, f"profile.{args.task}"), f"profile.{args.task}")
-    base = base_dims(section(params, f"model.{args.task}"))
+    base = task_module(args.task).profile_base(params)
     result = profile_task(args.task, params.get("device"), cfg, shape, base, args.out, args.metrics)
     print(f"profile {args.task}: " + ", ".join(f"{k}={v}" for k, v in sorted(result.items())))
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from symbiotic.cli import run
 from symbiotic.config import load_params
 from symbiotic.flow.prune_rows import PruneRowsConfig, prune_rows
-from symbiotic.flow.stage import Context, threshold_from, write
+from symbiotic.flow.stage import Context, score_line, threshold_from, write
 from symbiotic.sparsity.thinning import thin
 from symbiotic.sparsity.units import dims
 from symbiotic.training import checkpoint
@@ -21,8 +21,8 @@ def main(argv=None):
     p.add_argument("--log", type=Path, required=True, help="iteration CSV to write")
     args = p.parse_args(argv)
     ctx = Context("prune_rows", args.task, load_params(args.params), args.data, args.resume_dir)
-    cfg = ctx.cfg(PruneRowsConfig, "prune_rows")
     threshold, tcfg = threshold_from(ctx, args.baseline)
+    cfg = ctx.cfg(PruneRowsConfig, "prune_rows")
     task = ctx.task()
     ckpt = checkpoint.load(args.input)
     model = task.model_from_checkpoint(ckpt, str(args.input))
@@ -37,8 +37,8 @@ def main(argv=None):
              **{f"before.{k}": v for k, v in before.items()}, **{f"after.{k}": v for k, v in after.items()}}
     result = write(ctx, task, small, trainer, args.model, args.metrics, args.history, extra, log, args.log)
     resume.finish()
-    print(f"prune_rows {args.task}: {before} -> {after}, test perplexity "
-          f"{result['test_perplexity']:.2f} (threshold {threshold.bound:.2f})")
+    print(f"prune_rows {args.task}: {before} -> {after}, "
+          f"{score_line(task, result)} (threshold {threshold.bound:.2f})")
 
 
 if __name__ == "__main__":

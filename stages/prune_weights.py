@@ -2,12 +2,14 @@
 
 from pathlib import Path
 
+from symbiotic import io
 from symbiotic.cli import run
 from symbiotic.config import load_params
 from symbiotic.flow.grow_lhp import load_profile
 from symbiotic.flow.prune_weights import PruneWeightsConfig, prune_weights
-from symbiotic.flow.stage import Context, threshold_from, write
+from symbiotic.flow.stage import Context, score_line, threshold_from, write
 from symbiotic.hardware.measure import resolve_device
+from symbiotic.models.inference import choose_formats
 from symbiotic.training import checkpoint
 from symbiotic.training.loop import Trainer
 
@@ -24,9 +26,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     params = load_params(args.params)
     ctx = Context("prune_weights", args.task, params, args.data, args.resume_dir)
+    threshold, tcfg = threshold_from(ctx, args.baseline)
     cfg = ctx.cfg(PruneWeightsConfig, "prune_weights")
     resolve_device(params.get("device"))  # the export targets it: fail early if it is absent
-    threshold, tcfg = threshold_from(ctx, args.baseline)
     profile, _ = load_profile(args.profile)
     task = ctx.task()
     ckpt = checkpoint.load(args.input)
@@ -35,17 +37,14 @@ def main(argv=None):
     resume = ctx.resume(["train", "prune_weights", "threshold"], [args.input, args.baseline])
     log = prune_weights(task, model, trainer, cfg, threshold, tcfg.split, resume)
 
-    from symbiotic import io
-    from symbiotic.models.inference import choose_formats, export, inference_state
-
     formats = choose_formats(model, profile.get("sparse_crossover", {}))
-    io.save_tensors(inference_state(export(model, formats)), args.export)
+    io.save_tensors(task.inference_state(task.export(model, formats)), args.export)
     extra = {"threshold": threshold.bound, "iterations": len(log),
              "accepted": sum(r["accepted"] for r in log), "formats": formats}
     result = write(ctx, task, model, trainer, args.model, args.metrics, args.history, extra, log, args.log)
     resume.finish()
     print(f"prune_weights {args.task}: density {result['recurrent_density']:.3f}, formats {formats}, "
-          f"test perplexity {result['test_perplexity']:.2f} (threshold {threshold.bound:.2f})")
+          f"{score_line(task, result)} (threshold {threshold.bound:.2f})")
 
 
 if __name__ == "__main__":

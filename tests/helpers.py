@@ -48,16 +48,24 @@ def build_tiny_an4(folder: Path) -> list[str]:
 
 # Params small enough for a whole stage to run in seconds; merged over params.yaml.
 TINY_PARAMS = {
-    "model": {"ptb": {"embed": 8, "hidden": [16], "gate_hidden": [16]}},
+    "model": {"ptb": {"embed": 8, "hidden": [16], "gate_hidden": [16]},
+              "an4": {"conv_channels": 2, "hidden": 12, "gate_hidden": 12, "layers": 2}},
     "train": {"ptb": {"train_tokens": 3000, "batch": 4, "bptt": 10, "eval_batch": 200, "grad_batches": 2,
-                      "lr": 5.0}},
-    "baseline": {"ptb": {"embed": 8, "hidden": 16, "epochs": 1}},
-    "grow": {"ptb": {"growth_epochs": 1, "epochs": 2}},
-    "threshold": {"ptb": {"value": 1.0e9}},  # a loose bar, so every pruning iteration is accepted
-    "prune_rows": {"ptb": {"max_iterations": 2, "retrain_epochs": 1}},
-    "grow_lhp": {"ptb": {"confirm_rounds": 1, "retrain_epochs": 1}},
-    "prune_weights": {"ptb": {"max_iterations": 2, "retrain_epochs": 1}},
-    "evaluate": {"ptb": {"batch": 2, "seq_len": 5, "rounds": 1, "min_run_time": 0.001}},
+                      "lr": 5.0},
+              "an4": {"train_utterances": 48, "grad_batches": 2, "eval_batch": 32}},
+    "baseline": {"ptb": {"embed": 8, "hidden": 16, "epochs": 1},
+                 "an4": {"conv_channels": 2, "hidden": 12, "layers": 2, "epochs": 1}},
+    "grow": {"ptb": {"growth_epochs": 1, "epochs": 2}, "an4": {"growth_epochs": 1, "epochs": 2}},
+    # a loose bar, so every pruning iteration is accepted
+    "threshold": {"ptb": {"value": 1.0e9}, "an4": {"value": 1.0e9}},
+    "prune_rows": {"ptb": {"max_iterations": 2, "retrain_epochs": 1},
+                   "an4": {"max_iterations": 2, "retrain_epochs": 1}},
+    "grow_lhp": {"ptb": {"confirm_rounds": 1, "retrain_epochs": 1},
+                 "an4": {"confirm_rounds": 1, "retrain_epochs": 1}},
+    "prune_weights": {"ptb": {"max_iterations": 2, "retrain_epochs": 1},
+                      "an4": {"max_iterations": 2, "retrain_epochs": 1}},
+    "evaluate": {"ptb": {"batch": 2, "seq_len": 5, "rounds": 1, "min_run_time": 0.001},
+                 "an4": {"batch": 2, "seq_len": 20, "rounds": 1, "min_run_time": 0.001}},
     "profile": {
         "measure": {"passes": 2, "min_run_time": 0.001, "min_runs": 1, "warmup": 1,
                     "sparsities": [0.0, 0.9]},
@@ -65,6 +73,9 @@ TINY_PARAMS = {
             "hidden": {"stop": 16, "coarse": 8, "fine_from": 10, "fine_to": 12, "fine": 2},
             "gate_hidden": {"stop": 16, "coarse": 8, "fine_from": 10, "fine_to": 12, "fine": 2},
             "input": {"stop": 8, "coarse": 4, "fine_from": 6, "fine_to": 6, "fine": 1}}},
+        "an4": {"batch": 2, "seq_len": 10, "grids": {
+            "hidden": {"stop": 16, "coarse": 8, "fine_from": 10, "fine_to": 12, "fine": 2},
+            "gate_hidden": {"stop": 16, "coarse": 8, "fine_from": 10, "fine_to": 12, "fine": 2}}},
     },
 }
 
@@ -102,4 +113,26 @@ def tiny_prepared_ptb(folder, vocab: int = 30, tokens: int = 2000, seed: int = 0
     for split, n in (("train", tokens), ("valid", tokens // 4), ("test", tokens // 4)):
         torch.save(torch.randint(0, vocab, (n,), generator=gen), folder / f"{split}.pt")
     (folder / "vocab.txt").write_text("\n".join(f"w{i}" for i in range(vocab)) + "\n")
+    return folder
+
+
+def tiny_prepared_an4(folder, n_train: int = 12, n_test: int = 4, n_features: int = 13, seed: int = 0):
+    """A prepared-AN4 folder of random frames and transcripts (for task tests without the corpus)."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator().manual_seed(seed)
+    for split, n in (("train", n_train), ("test", n_test)):
+        frames = torch.randint(24, 60, (n,), generator=gen)
+        chars = torch.randint(2, 6, (n,), generator=gen)
+        labels = [torch.randint(3, 29, (int(c),), generator=gen) for c in chars]
+        labels[0][1] = 1  # a space: two words, so WER and CER differ
+        packed = {
+            "features": torch.randn(int(frames.sum()), n_features, generator=gen),
+            "frame_offsets": torch.cat([torch.zeros(1, dtype=torch.int64), frames.cumsum(0)]),
+            "labels": torch.cat(labels),
+            "label_offsets": torch.cat([torch.zeros(1, dtype=torch.int64), chars.cumsum(0)]),
+            "utterances": [f"{split}{i}" for i in range(n)],
+        }
+        torch.save(packed, folder / f"{split}.pt")
     return folder

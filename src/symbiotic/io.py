@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -36,3 +37,25 @@ def save_text(text: str, path: Path) -> None:
 
 def save_csv(frame, path: Path) -> None:
     _atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def save_figure(fig, path: Path, dpi: int = 110) -> None:
+    """Save a matplotlib figure atomically and close it."""
+    path = Path(path)
+    # matplotlib picks the format from the suffix, so the temporary name keeps it.
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(tmp, dpi=dpi)
+    os.replace(tmp, path)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

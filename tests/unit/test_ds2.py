@@ -60,7 +60,7 @@ def test_config_validation(kw, message):
 
 
 def test_lstm_needs_no_gate_hidden():
-    assert _config("lstm", gate_hidden=0).gate_hidden == 0
+    assert _config("lstm", gate_hidden=0).gate_hidden == (0, 0)
 
 
 @pytest.mark.parametrize("n_features", [13, 40])

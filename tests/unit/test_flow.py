@@ -7,12 +7,12 @@ import torch
 from helpers import tiny_prepared_ptb
 from symbiotic.flow.common import recurrent_masks
 from symbiotic.flow.grow import gradient_magnitudes, growth_point
-from symbiotic.flow.grow_lhp import GrowLHPConfig, decide, grow_to, lhp_targets, model_dims
+from symbiotic.flow.grow_lhp import GrowLHPConfig, decide, grow_to, lhp_targets
 from symbiotic.flow.prune_rows import PruneRowsConfig, _remove_smallest, prune_rows
 from symbiotic.sparsity.masks import random_masks
 from symbiotic.sparsity.thinning import thin
 from symbiotic.sparsity.units import active_units, unit_scores
-from symbiotic.tasks.base import TrainConfig
+from symbiotic.tasks.ptb import TrainConfig
 from symbiotic.tasks.ptb import PTBTask
 from symbiotic.training.loop import Trainer
 from symbiotic.training.resume import Resume
@@ -90,9 +90,9 @@ def test_lhp_growth_widens_to_target_and_thins_back_exactly(task, model):
     for key in ("embed", "hidden.0", "gate.0"):
         _remove_smallest(model, key, "ratio", 0.3)
     small = thin(model)
-    target = {"embed": 6, "hidden": 8, "gate": 5}
+    target = {"embed": 6, "hidden.0": 8, "gate.0": 5}
     grown = grow_to(task, small, target, lr=1.0, seed=0)
-    assert model_dims(grown) == target
+    assert grown.widths() == target
     # the new rows/columns were woken with -gradient x lr: some are nonzero now
     assert grown.decoder_w[:, small.config.hidden[0]:].abs().sum() > 0
     grown.eval()
@@ -108,10 +108,13 @@ def test_lhp_choice_on_a_synthetic_profile():
         ("input", [4, 6, 8], [1.0, 1.0, 1.0], [4, 6, 8]),
     ]:
         rows += [{"dimension": dim, "size": s, "median_s": t, "is_lhp": s in lhps} for s, t in zip(sizes, lat)]
-    targets = lhp_targets(pd.DataFrame(rows), {"embed": 5, "hidden": 9, "gate": 9})
-    assert targets["hidden"]["candidate"] == 12  # 10 is not an LHP; 12 is the fastest at or above 9
-    assert targets["gate_hidden"]["candidate"] == 10
-    assert targets["input"]["candidate"] == 6
+    widths = {"embed": 5, "hidden.0": 9, "gate.0": 9, "hidden.1": 13, "gate.1": 7}
+    targets = lhp_targets(pd.DataFrame(rows), widths, PTBTask.profile_dims)
+    assert targets["hidden.0"]["candidate"] == 12  # 10 is not an LHP; 12 is the fastest at or above 9
+    assert targets["hidden.1"]["candidate"] == 16  # every layer snaps on layer 0's profile
+    assert targets["gate.0"]["candidate"] == 10
+    assert targets["gate.1"]["candidate"] == 8
+    assert targets["embed"]["candidate"] == 6
 
 
 def test_decision_follows_the_crossover():

@@ -12,6 +12,8 @@ from symbiotic.sparsity.units import dims, remove_units, unit_keys
 V = 11
 
 
+WIDE = {"embed": 7, "hidden.0": 8, "hidden.1": 5, "gate.0": 4, "gate.1": 3}
+
 def _model(dtype=torch.float32, hidden=(6, 4), gate_hidden=(3, 2)):
     model = HLSTMLanguageModel(LMConfig(vocab=V, embed=5, hidden=hidden, gate_hidden=gate_hidden)).to(dtype)
     model.reset_parameters(torch.Generator().manual_seed(0))
@@ -101,13 +103,13 @@ def test_thin_keeps_masks_of_kept_entries():
 
 def test_widen_keeps_outputs_identical():
     model = _model()
-    wide = widen(model, embed=7, hidden=(8, 5), gate_hidden=(4, 3))
+    wide = widen(model, WIDE)
     assert wide.config.hidden == (8, 5) and wide.config.gate_hidden == (4, 3)
     _assert_same_outputs(model, wide, atol=1e-6)
 
 
 def test_widen_new_units_are_dormant():
-    wide = widen(_model(), embed=7, hidden=(8, 5), gate_hidden=(4, 3))
+    wide = widen(_model(), WIDE)
     layer = wide.layers[0]
     assert torch.equal(layer.mask_u_h[:, 6:], torch.zeros(16, 2))  # new hidden columns
     assert torch.equal(layer.mask_w[:, :, 3], torch.zeros(4, 8))  # new neuron g=3 of every gate
@@ -116,7 +118,7 @@ def test_widen_new_units_are_dormant():
 
 def test_thin_of_widen_is_identity():
     model = _model()
-    back = thin(widen(model, embed=7, hidden=(8, 5), gate_hidden=(4, 3)))
+    back = thin(widen(model, WIDE))
     assert back.config == model.config
     original = model.state_dict()
     assert all(torch.equal(t, original[name]) for name, t in back.state_dict().items())
@@ -124,4 +126,4 @@ def test_thin_of_widen_is_identity():
 
 def test_widen_smaller_dim_is_user_error():
     with pytest.raises(UserError):
-        widen(_model(), embed=5, hidden=(6, 3), gate_hidden=(3, 2))  # hidden.1 shrinks 4 -> 3
+        widen(_model(), {**WIDE, "hidden.1": 3})  # hidden.1 shrinks 4 -> 3

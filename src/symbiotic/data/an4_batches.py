@@ -45,6 +45,14 @@ class Utterances:
             raise UserError(f"{path} is not a packed AN4 split ({type(exc).__name__})", _FIX) from None
         return cls(packed, str(path))
 
+    def head(self, n: int) -> "Utterances":
+        """The first ``n`` utterances (views, no copy)."""
+        n = min(n, len(self))
+        frames, labels = int(self._frame_offsets[n]), int(self._label_offsets[n])
+        return Utterances({"features": self._features[:frames], "frame_offsets": self._frame_offsets[:n + 1],
+                           "labels": self._labels[:labels], "label_offsets": self._label_offsets[:n + 1],
+                           "utterances": self.utterances[:n]}, f"the first {n} of {self.source}")
+
     def __len__(self) -> int:
         return len(self.utterances)
 

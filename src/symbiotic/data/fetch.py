@@ -12,7 +12,6 @@ file, which is what DVC tracks. Source files are only ever read.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -21,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from symbiotic import io
 from symbiotic.errors import UserError
 from symbiotic.progress import bar
 
@@ -54,12 +54,7 @@ def read_sums(path: Path) -> dict[str, str]:
     return sums
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256 = io.sha256_file
 
 
 def verify(folder: Path, sums: dict[str, str], names: list[str] | None = None) -> None:

@@ -1,11 +1,12 @@
-"""The evaluate stage's work: the paper's Table 1 for a task, measured side by side.
+"""The evaluate stage's work: the paper's Tables 1 and 4 for a task, measured side by side.
 
 Every model of the flow is scored on the test split and timed on the target
-device per test sequence (the task's inference shape), in interleaved rounds so
-that the ratios between models hold even on a noisy machine. Latency is
-reported for the recurrent part (embedding + recurrent layers, what the flow
-changes) and for the whole model (which adds the vocabulary-sized decoder,
-identical in width for the baseline and a model that keeps its hidden width).
+device per batch of test sequences (the task's inference shape), in
+interleaved rounds so that the ratios between models hold even on a noisy
+machine. Latency is reported for the recurrent part (what the flow changes:
+embedding + recurrent layers for PTB, the recurrent stack on the conv features
+for AN4) and for the whole model (which adds the parts every step shares: the
+vocabulary-sized decoder of PTB, the convolutions of AN4).
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from symbiotic import io
 from symbiotic.config import ranged
-from symbiotic.flow.latency import call, side_by_side, token_batch
+from symbiotic.flow.latency import side_by_side
 from symbiotic.models.counting import count_parameters
-from symbiotic.models.inference import export, load_inference
 
-STEPS = [("baseline", "stacked LSTM baseline"), ("grow", "(a) weight growth"),
+STEPS = [("baseline", "stock nn.LSTM baseline"), ("grow", "(a) weight growth"),
          ("prune_rows", "(b) row/column pruning"), ("grow_lhp", "(c) LHP growth"),
          ("final", "(d) weight pruning")]
 DENSE = {"u_x": "dense", "u_h": "dense", "w": "dense"}
@@ -28,8 +29,8 @@ DENSE = {"u_x": "dense", "u_h": "dense", "w": "dense"}
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    batch: int = ranged(16, lo=1)  # the paper's PTB latency: per test sequence at batch 16 ...
-    seq_len: int = ranged(70, lo=1)  # ... of length 70
+    batch: int = ranged(16, lo=1)  # the paper's latency: per test sequence at batch 16 ...
+    seq_len: int = ranged(70, lo=1)  # ... of length 70 (PTB words) or the test median (AN4 frames)
     rounds: int = ranged(7, lo=1, hi=1000)  # interleaved timing rounds; medians over them
     min_run_time: float = ranged(0.1, lo=0.001, hi=60.0)
     threads: int | None = ranged(None, lo=1)
@@ -37,10 +38,11 @@ class EvaluateConfig:
 
 def _dims(model) -> str:
     cfg = model.config.to_dict()
-    if "layers" in cfg:
-        return f"{cfg['layers']}x{cfg['hidden']}, embed {cfg['embed']}"
-    return f"hidden {'/'.join(map(str, cfg['hidden']))}, gate {'/'.join(map(str, cfg['gate_hidden']))}, " \
-           f"embed {cfg['embed']}"
+    widths = {k: cfg[k] for k in ("hidden", "gate_hidden") if isinstance(cfg.get(k), list) and any(cfg[k])}
+    text = ", ".join(f"{k} {'/'.join(map(str, v))}" for k, v in widths.items())
+    if not widths:  # a stock LSTM: one width
+        text = f"{cfg['layers']}x{cfg['hidden'] if isinstance(cfg['hidden'], int) else cfg['hidden'][0]}"
+    return text + (f", embed {cfg['embed']}" if "embed" in cfg else "")
 
 
 def _layers(model) -> int:
@@ -54,18 +56,19 @@ def _format(model) -> str:
 
 
 def evaluate(task, models: dict, export_state: dict, device, threads: int, cfg: EvaluateConfig) -> pd.DataFrame:
-    """One row per step: model, widths, parameters, perplexity, latency (median, range)."""
+    """One row per step: model, widths, parameters, test scores, latency (median, range)."""
     runnable = {}
     for name, model in models.items():
         model = model.to(device).eval()
         if name == "final":
-            runnable[name] = load_inference(export_state).to(device).eval()
+            runnable[name] = task.load_inference(export_state).to(device).eval()
         elif name == "baseline":
             runnable[name] = model
         else:
-            runnable[name] = export(model, DENSE).to(device).eval()  # thinned dense, how it would run
-    tokens = token_batch(task.vocab, cfg.batch, cfg.seq_len).to(device)
-    calls = {f"{n}/{part}": call(m, tokens, part) for n, m in runnable.items() for part in ("recurrent", "full")}
+            runnable[name] = task.export(model, DENSE).to(device).eval()  # thinned dense, how it would run
+    inputs = tuple(t.to(device) for t in task.latency_inputs(cfg.batch, cfg.seq_len))
+    calls = {f"{n}/{part}": task.latency_call(m, inputs, part)
+             for n, m in runnable.items() for part in ("recurrent", "full")}
     timing = side_by_side(calls, device, threads, cfg.rounds, cfg.min_run_time)
     rows = []
     for (name, label) in STEPS:
@@ -74,22 +77,23 @@ def evaluate(task, models: dict, export_state: dict, device, threads: int, cfg: 
         model = models[name]
         counts = count_parameters(model)
         rec, full = timing[f"{name}/recurrent"], timing[f"{name}/full"]
+        scores = {k.removeprefix("test_"): v for k, v in task.scores(model.cpu()).items() if k.startswith("test_")}
         rows.append({
             "step": label, "model": name, "layers": _layers(model), "dimensions": _dims(model),
             "params_total_nonzero": counts["total_nonzero"], "params_recurrent_nonzero": counts["recurrent_nonzero"],
-            "params_recurrent_dense": counts["recurrent_dense"],
-            "perplexity": task.score(model.cpu(), "test"),
+            "params_recurrent_dense": counts["recurrent_dense"], **scores,
             "latency_recurrent_ms": rec["median_s"] * 1e3,
             "latency_recurrent_min_ms": rec["min_s"] * 1e3, "latency_recurrent_max_ms": rec["max_s"] * 1e3,
             "latency_full_ms": full["median_s"] * 1e3,
             "latency_full_min_ms": full["min_s"] * 1e3, "latency_full_max_ms": full["max_s"] * 1e3,
+            "latency_full_per_sequence_ms": full["median_s"] * 1e3 / cfg.batch,
             "format": _format(runnable[name]) if name == "final"
             else ("nn.LSTM" if name == "baseline" else "thinned dense"),
         })
     return pd.DataFrame(rows)
 
 
-def summary(table: pd.DataFrame) -> dict:
+def summary(table: pd.DataFrame, metric: str) -> dict:
     base = table[table["model"] == "baseline"].iloc[0]
     final = table[table["model"] == "final"].iloc[0]
     result = {
@@ -97,15 +101,15 @@ def summary(table: pd.DataFrame) -> dict:
         "compression_total_x": base["params_total_nonzero"] / final["params_total_nonzero"],
         "speedup_recurrent_x": base["latency_recurrent_ms"] / final["latency_recurrent_ms"],
         "speedup_full_x": base["latency_full_ms"] / final["latency_full_ms"],
-        "perplexity_baseline": base["perplexity"], "perplexity_final": final["perplexity"],
-        "perplexity_change": final["perplexity"] - base["perplexity"],
-        "perplexity_no_worse": bool(final["perplexity"] <= base["perplexity"]),
+        f"{metric}_baseline": base[metric], f"{metric}_final": final[metric],
+        f"{metric}_change": final[metric] - base[metric],
+        f"{metric}_no_worse": bool(final[metric] <= base[metric]),
     }
     return {k: (v if isinstance(v, bool) else float(v)) for k, v in result.items()}
 
 
-def plot(table: pd.DataFrame, path: Path, title: str) -> None:
-    """Latency against perplexity, marker area by recurrent nonzeros: the trade-off at a glance."""
+def plot(table: pd.DataFrame, metric: str, path: Path, title: str) -> None:
+    """Latency against the test score, marker area by recurrent nonzeros: the trade-off at a glance."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,16 +117,12 @@ def plot(table: pd.DataFrame, path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     size = 30 + 400 * table["params_recurrent_nonzero"] / table["params_recurrent_nonzero"].max()
-    ax.scatter(table["latency_recurrent_ms"], table["perplexity"], s=size, alpha=0.6)
+    ax.scatter(table["latency_recurrent_ms"], table[metric], s=size, alpha=0.6)
     for _, r in table.iterrows():
-        ax.annotate(r["model"], (r["latency_recurrent_ms"], r["perplexity"]), fontsize=8,
+        ax.annotate(r["model"], (r["latency_recurrent_ms"], r[metric]), fontsize=8,
                     xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel("latency of the recurrent part per batch (ms)")
-    ax.set_ylabel("test perplexity")
+    ax.set_ylabel(f"test {metric}" + (" (%)" if metric == "wer" else ""))
     ax.set_title(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    io.save_figure(fig, path)

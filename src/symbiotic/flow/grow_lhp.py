@@ -18,14 +18,11 @@ import torch
 from symbiotic.config import ranged
 from symbiotic.errors import UserError
 from symbiotic.flow.common import seed_everything
-from symbiotic.flow.latency import call, side_by_side, token_batch
+from symbiotic.flow.latency import side_by_side
 from symbiotic.hardware import lhp
+from symbiotic.models.hlstm import GATES
 from symbiotic.sparsity.thinning import widen
 from symbiotic.sparsity.units import fill_units, wake_units
-
-# Profile dimension -> unit key of the model (layer 0's profile serves every layer).
-DIM_KEYS = {"input": "embed", "hidden": "hidden", "gate_hidden": "gate"}
-
 
 @dataclass(frozen=True)
 class GrowLHPConfig:
@@ -52,40 +49,42 @@ def decide(cfg: GrowLHPConfig, profile: dict) -> dict:
                        f"{cfg.reachable_sparsity} (crossovers u_h={per_step['u_h']}, w={per_step['w']})")}
 
 
-def lhp_targets(latency: pd.DataFrame, current: dict[str, int]) -> dict[str, dict]:
-    """For each profiled dimension: the LHP at or above the pruned width with the lowest latency."""
+def lhp_targets(latency: pd.DataFrame, widths: dict[str, int], profile_dims: dict[str, str]) -> dict[str, dict]:
+    """For each unit key a profiled dimension sizes (``profile_dims``: dimension -> key prefix,
+    e.g. hidden -> hidden.0, hidden.1): the fastest LHP at or above its pruned width. Layer 0's
+    profile serves every layer."""
     out = {}
-    for dim, key in DIM_KEYS.items():
+    for dim, prefix in profile_dims.items():
         part = latency[latency["dimension"] == dim].sort_values("size")
         sizes, medians = part["size"].tolist(), part["median_s"].tolist()
         mask = part["is_lhp"].astype(bool).tolist()
-        at_least = current[key]
-        out[dim] = {"pruned": at_least, "candidate": lhp.choose_lhp(sizes, medians, mask, at_least)}
+        for key, width in widths.items():
+            if key.split(".")[0] == prefix:
+                out[key] = {"dimension": dim, "pruned": width,
+                            "candidate": lhp.choose_lhp(sizes, medians, mask, width)}
     return out
 
 
-def model_dims(model) -> dict[str, int]:
-    cfg = model.config
-    return {"embed": cfg.embed, "hidden": cfg.hidden[0], "gate": cfg.gate_hidden[0]}
-
-
 def _widened(model, target: dict[str, int]):
-    cfg = model.config
-    layers = len(cfg.hidden)
-    return widen(model, target["embed"], (target["hidden"],) * layers, (target["gate"],) * layers)
+    return widen(model, {**model.widths(), **target})
+
+
+def _on(inputs: tuple, device) -> tuple:
+    return tuple(t.to(device) for t in inputs)
 
 
 def confirm(task, model, target: dict[str, int], device, threads: int, rounds: int, seq_len: int,
             batch: int) -> dict:
-    """Time the thinned model at its pruned widths and at the candidate widths; keep the faster."""
-    tokens = token_batch(task.vocab, batch, seq_len).to(device)
-    from symbiotic.models.inference import export
+    """Time the thinned model at its pruned widths and at the candidate widths; keep the faster.
 
+    ``seq_len`` counts recurrent steps, as the profile does (AN4's convolutions halve time).
+    """
+    inputs = _on(task.latency_inputs(batch, task.input_length(seq_len)), device)
     dense = {"u_x": "dense", "u_h": "dense", "w": "dense"}
-    pruned = export(model, dense).to(device)
-    candidate = export(_widened(model, target), dense).to(device)
-    timing = side_by_side({"pruned": call(pruned, tokens, "recurrent"),
-                           "candidate": call(candidate, tokens, "recurrent")},
+    pruned = task.export(model, dense).to(device)
+    candidate = task.export(_widened(model, target), dense).to(device)
+    timing = side_by_side({"pruned": task.latency_call(pruned, inputs, "recurrent"),
+                           "candidate": task.latency_call(candidate, inputs, "recurrent")},
                           device, threads, rounds, min_run_time=0.05)
     keep = "candidate" if timing["candidate"]["median_s"] <= timing["pruned"]["median_s"] else "pruned"
     return {"keep": keep, "pruned_ms": timing["pruned"]["median_s"] * 1e3,
@@ -109,45 +108,33 @@ def signed_gradients(task, model, batches: int, seed: int) -> dict[str, torch.Te
 
 
 def grow_to(task, model, target: dict[str, int], lr: float, seed: int):
-    """Widen to ``target`` and wake the new rows/columns, initialised to -gradient x lr.
+    """Widen to ``target`` (unit key -> width) and wake the new rows/columns, initialised to
+    -gradient x lr (one SGD step from zero).
 
     A brand-new unit with all-zero weights and biases has zero activation and so
-    zero gradient everywhere; its biases are therefore drawn like a fresh layer's
-    first, which gives it an activation and its outgoing connections a gradient.
+    zero gradient everywhere; the model therefore gives new units a live start
+    first (``init_new_units``: random biases, identity batch norm), which gives
+    them an activation and their outgoing connections a gradient.
     """
-    old = model_dims(model)
+    old = model.widths()
     big = _widened(model, target)
     gen = seed_everything(seed)  # new biases here, dropout in the retraining that follows
-    for key, unit in (("embed", "embed"), ("hidden", "hidden.0"), ("gate", "gate.0")):
-        if target[key] > old[key]:
-            new = _new_units(big, unit, old[key], target[key])
-            wake_units(big, unit, new)  # opens the masks (and zeroes biases of inactive units) ...
-            _random_biases(big, unit, new, gen)  # ... so the biases are drawn afterwards
+    grown = {key: _new_units(key, old[key], width) for key, width in target.items() if width > old[key]}
+    for key, index in grown.items():
+        wake_units(big, key, index)  # opens the masks (and zeroes biases of inactive units) ...
+        big.init_new_units(key, index, gen)  # ... so the live start is set afterwards
     grads = signed_gradients(task, big, task.cfg.grad_batches, seed)
-    init = {n: -lr * g for n, g in grads.items()}  # one SGD step from zero
-    for key, unit in (("embed", "embed"), ("hidden", "hidden.0"), ("gate", "gate.0")):
-        if target[key] > old[key]:
-            # Their masks were opened before the gradient existed: set the values now.
-            fill_units(big, unit, _new_units(big, unit, old[key], target[key]), init)
+    init = {n: -lr * g for n, g in grads.items()}
+    for key, index in grown.items():
+        fill_units(big, key, index, init)  # masks were opened before the gradient existed
     return big
 
 
-def _new_units(model, unit: str, old: int, new: int) -> torch.Tensor:
-    if unit.startswith("gate."):
-        G = model.layers[0].gate_hidden
-        return torch.cat([torch.arange(k * G + old, k * G + new) for k in range(4)])
+def _new_units(key: str, old: int, new: int) -> torch.Tensor:
+    """Indices of the grown units: the last ``new - old`` of each gate for gate keys."""
+    if key.startswith("gate."):
+        return torch.cat([torch.arange(k * new + old, k * new + new) for k in range(GATES)])
     return torch.arange(old, new)
-
-
-def _random_biases(model, unit: str, index: torch.Tensor, gen: torch.Generator) -> None:
-    layer = model.layers[0]
-    with torch.no_grad():
-        if unit.startswith("gate."):
-            bound = 1.0 / (layer.input_size + layer.hidden_size) ** 0.5
-            layer.u_b[index] = (torch.rand(len(index), generator=gen) * 2 - 1) * bound
-        elif unit.startswith("hidden."):
-            bound = 1.0 / layer.gate_hidden ** 0.5
-            layer.w_b[:, index] = (torch.rand(4, len(index), generator=gen) * 2 - 1) * bound
 
 
 def load_profile(folder) -> tuple[dict, pd.DataFrame]:

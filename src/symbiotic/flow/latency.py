@@ -5,25 +5,7 @@ from __future__ import annotations
 import random
 import statistics
 
-import torch
-from torch import nn
-
 from symbiotic.hardware.measure import measure
-
-
-def token_batch(vocab: int, batch: int, seq_len: int, seed: int = 0) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randint(0, vocab, (seq_len, batch), generator=gen)  # (T, B)
-
-
-def call(model: nn.Module, tokens: torch.Tensor, part: str):
-    """A zero-argument inference call: the whole model, or only embedding + recurrent layers."""
-    model.eval()
-    if part == "full":
-        return lambda: model(tokens)
-    if hasattr(model, "recurrent"):
-        return lambda: model.recurrent(tokens)
-    raise ValueError(f"{type(model).__name__} cannot time part {part!r}")
 
 
 def side_by_side(calls: dict[str, callable], device, threads: int, rounds: int, min_run_time: float,

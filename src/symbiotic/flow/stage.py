@@ -18,9 +18,9 @@ import torch
 from symbiotic import io
 from symbiotic.config import build, ranged, section
 from symbiotic.errors import UserError
-from symbiotic.flow.common import recurrent_density
+from symbiotic.flow.common import recurrent_density, recurrent_masks
 from symbiotic.models.counting import count_parameters
-from symbiotic.tasks.base import TrainConfig
+from symbiotic.tasks import task_class, task_module
 from symbiotic.training import checkpoint
 from symbiotic.training.loop import Trainer
 from symbiotic.training.resume import Resume
@@ -30,28 +30,20 @@ from symbiotic.training.schedule import Threshold
 @dataclass(frozen=True)
 class ThresholdConfig:
     slack: float = ranged(0.0, lo=0.0, hi=10.0)  # allowed relative degradation over the baseline
-    split: str = ranged("test", choices=("test", "valid"))  # the paper checks test perplexity
+    split: str = ranged("test", choices=("test", "valid"))  # the paper checks the test score
     value: float | None = ranged(None, lo=0.0)  # null: the baseline's score on `split`
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    embed: int = ranged(lo=1)
-    hidden: tuple[int, ...] = ranged(lo=1)
-    gate_hidden: tuple[int, ...] = ranged(lo=1)
-    dropout_gate: float = ranged(0.2, lo=0.0, hi=0.95)
-    dropout_embed: float = ranged(0.65, lo=0.0, hi=0.95)
-    dropout_words: float = ranged(0.1, lo=0.0, hi=0.95)
 
 
 class Context:
     """Params, the task and the resume file of one stage run."""
 
     def __init__(self, stage: str, task_name: str, params: dict, data: Path, resume_dir: Path | None):
-        if task_name != "ptb":
-            raise UserError(f"unknown task '{task_name}' for {stage}", "use: ptb")
+        self.module = task_module(task_name)  # an unknown task fails here, before any work
+        self.metric = task_class(task_name).metric
+        self.splits = task_class(task_name).splits
         self.stage, self.task_name, self.params = stage, task_name, params
-        self.train_cfg = build(TrainConfig, section(params, f"train.{task_name}"), f"train.{task_name}")
+        where = f"train.{task_name}"
+        self.train_cfg = build(self.module.TrainConfig, section(params, where), where)
         self.data, self.resume_dir = data, resume_dir
         self.start = time.perf_counter()
 
@@ -59,12 +51,17 @@ class Context:
         where = f"{name}.{self.task_name}"
         return build(cls, section(self.params, where), where)
 
-    def task(self):
-        from symbiotic.tasks.ptb import PTBTask
+    def model_spec(self) -> dict:
+        """params model.<task> checked by the task's ModelSpec, as keyword arguments."""
+        return asdict(self.cfg(self.module.ModelSpec, "model"))
 
+    def baseline_spec(self):
+        return self.cfg(self.module.BaselineSpec, "baseline")
+
+    def task(self):
         if self.train_cfg.threads:
             torch.set_num_threads(self.train_cfg.threads)
-        return PTBTask(self.data, self.train_cfg)
+        return task_class(self.task_name)(self.data, self.train_cfg)
 
     def resume(self, sections: list[str], inputs: list[Path]) -> Resume:
         chosen = {s: section(self.params, f"{s}.{self.task_name}") for s in sections}
@@ -75,14 +72,18 @@ class Context:
 
 
 def threshold_from(ctx: Context, baseline_metrics: Path) -> tuple[Threshold, ThresholdConfig]:
+    """The score a pruned model must keep: the baseline's ``{split}_{metric}``, or a set value."""
     cfg = ctx.cfg(ThresholdConfig, "threshold")
+    if cfg.split not in ctx.splits:
+        raise UserError(f"threshold.{ctx.task_name}.split is '{cfg.split}', but {ctx.task_name} has no such split",
+                        f"set it to one of: {', '.join(ctx.splits)}")
     if cfg.value is not None:
         return Threshold(cfg.value, higher_is_worse=True, slack=cfg.slack), cfg
+    key = f"{cfg.split}_{ctx.metric}"
     try:
-        base = json.loads(Path(baseline_metrics).read_text())
-        limit = float(base[f"{cfg.split}_perplexity"])
+        limit = float(json.loads(Path(baseline_metrics).read_text())[key])
     except (OSError, ValueError, KeyError):
-        raise UserError(f"baseline metrics {baseline_metrics} are missing or lack {cfg.split}_perplexity",
+        raise UserError(f"baseline metrics {baseline_metrics} are missing or lack {key}",
                         "run the baseline stage first (dvc repro)") from None
     return Threshold(limit, higher_is_worse=True, slack=cfg.slack), cfg
 
@@ -90,11 +91,10 @@ def threshold_from(ctx: Context, baseline_metrics: Path) -> tuple[Threshold, Thr
 def describe(task, model) -> dict:
     """Scores, parameter counts, widths and sparsity of a model, for metrics files."""
     counts = count_parameters(model)
-    out = {"valid_perplexity": task.score(model, "valid"), "test_perplexity": task.score(model, "test"),
-           **{f"params_{k}": v for k, v in counts.items()}}
-    cfg = model.config
-    out["dims"] = {k: v for k, v in cfg.to_dict().items() if k in ("embed", "hidden", "gate_hidden", "layers")}
-    if hasattr(model, "layers"):
+    out = {**task.scores(model), **{f"params_{k}": v for k, v in counts.items()}}
+    cfg = model.config.to_dict()
+    out["dims"] = {k: v for k, v in cfg.items() if k in ("embed", "hidden", "gate_hidden", "layers")}
+    if recurrent_masks(model):  # the baselines have no masks
         out["recurrent_density"] = recurrent_density(model)
     return out
 
@@ -109,6 +109,11 @@ def write(ctx: Context, task, model, trainer: Trainer, out_model: Path, metrics:
         io.save_csv(pd.DataFrame(log or [{"iteration": 0}]), log_path)
     io.save_json(_flat(result), metrics)
     return result
+
+
+def score_line(task, result: dict) -> str:
+    """e.g. 'test perplexity 354.40' or 'test wer 31.20': for the stages' last line."""
+    return f"test {task.metric} {result[f'test_{task.metric}']:.2f}"
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

@@ -68,6 +68,17 @@ class TaskShape:
     seq_len: int = ranged(70, lo=1)
     grids: dict = field(default_factory=dict)
 
+    def dimensions(self) -> list[str]:
+        """The swept dimensions, in DIMENSIONS order: those with a grid (AN4 does not prune the
+        conv features its first layer reads, so it has no ``input`` grid)."""
+        unknown = sorted(set(self.grids) - set(DIMENSIONS))
+        if unknown:
+            raise UserError(f"profile grid '{unknown[0]}' is not a dimension",
+                            f"name grids after {', '.join(DIMENSIONS)}")
+        if not self.grids:
+            raise UserError("the profile has no grids", "add profile.<task>.grids (see params.yaml)")
+        return [name for name in DIMENSIONS if name in self.grids]
+
     def grid(self, name: str) -> Grid:
         if name not in self.grids:
             raise UserError(f"profile grid for '{name}' is missing",
@@ -89,7 +100,7 @@ def _layer_fn(dims: dict[str, int], shape: TaskShape, device: torch.device, gen:
 def sweep(base: dict[str, int], shape: TaskShape, cfg: ProfileConfig, device: torch.device,
           threads: int) -> list[dict]:
     """Median latency of every grid point in every pass (randomized, interleaved order)."""
-    points = [(name, size) for name in DIMENSIONS for size in shape.grid(name).points()]
+    points = [(name, size) for name in shape.dimensions() for size in shape.grid(name).points()]
     rng = random.Random(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     rows = []
@@ -107,7 +118,7 @@ def sweep(base: dict[str, int], shape: TaskShape, cfg: ProfileConfig, device: to
 def analyse(rows: list[dict], cfg: ProfileConfig) -> dict:
     """Per dimension: the LHP summary (lhp.summarize) of the per-pass medians."""
     result = {}
-    for name in DIMENSIONS:
+    for name in [d for d in DIMENSIONS if any(r["dimension"] == d for r in rows)]:
         mine = [r for r in rows if r["dimension"] == name]
         dims = sorted({r["size"] for r in mine})
         passes = sorted({r["pass"] for r in mine})
@@ -211,12 +222,6 @@ def crossover(rows: list[dict]) -> dict[str, float | None]:
 
 # ---- the stage's work --------------------------------------------------------------------
 
-def base_dims(model: dict) -> dict[str, int]:
-    """The flow's starting widths of the first layer (the grid centres on them)."""
-    return {"input": int(model["embed"]), "hidden": int(model["hidden"][0]),
-            "gate_hidden": int(model["gate_hidden"][0])}
-
-
 def profile_task(task: str, device_name: str, cfg: ProfileConfig, shape: TaskShape, base: dict,
                  out, metrics_path) -> dict:
     """Measure, analyse and write one task's profile; returns its summary metrics."""
@@ -227,7 +232,7 @@ def profile_task(task: str, device_name: str, cfg: ProfileConfig, shape: TaskSha
     from symbiotic.hardware.report import write_profile
 
     device = resolve_device(device_name)
-    for name in DIMENSIONS:
+    for name in shape.dimensions():
         shape.grid(name)  # every grid is validated before the first measurement
     threads = cfg.threads or default_threads()
     start = time.perf_counter()

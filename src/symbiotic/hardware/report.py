@@ -55,11 +55,7 @@ def plot_profile(table: pd.DataFrame, sparse: pd.DataFrame, title: str, path: Pa
     ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    io.save_figure(fig, path)
 
 
 def write_profile(out: Path, rows, summary, sparse_rows, crossover, fingerprint, meta) -> dict:

@@ -1,8 +1,8 @@
-"""Parameter counts, dense and nonzero, per part of a language model.
+"""Parameter counts, dense and nonzero, per part of a model.
 
 Compactness is judged on the nonzero count: a masked-out weight costs nothing
-once the model is thinned or stored sparse. Works for both LM classes because
-it groups parameters by their top-level module name.
+once the model is thinned or stored sparse. Works for every model class of the
+project because it groups parameters by their top-level module name.
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ from symbiotic.sparsity.masks import masked_weights
 
 __all__ = ["count_parameters", "GROUPS"]
 
-GROUPS = ("embedding", "recurrent", "decoder")
+GROUPS = ("embedding", "frontend", "recurrent", "decoder")
 
-# Top-level name in named_parameters() -> group. "layers" is the H-LSTM stack,
-# "lstm" the baseline's nn.LSTM; "decoder" also prefixes decoder_w/decoder_b.
-_PREFIXES = (("embedding", "embedding"), ("layers", "recurrent"), ("lstm", "recurrent"), ("decoder", "decoder"))
+# Top-level name in named_parameters() -> group. "layers" is the recurrent stack (H-LSTM or
+# nn.LSTM layers of DeepSpeech2), "lstm" the LM baseline's nn.LSTM, "norms" the batch norms
+# between DeepSpeech2's recurrent layers, "conv" its convolutional front end; "decoder" also
+# prefixes decoder_w/decoder_b.
+_PREFIXES = (("embedding", "embedding"), ("conv", "frontend"), ("layers", "recurrent"), ("lstm", "recurrent"),
+             ("norms", "recurrent"), ("decoder", "decoder"))
 
 
 def _group(name: str) -> str:
@@ -30,10 +33,10 @@ def _group(name: str) -> str:
 def _nonzero(name: str, param, masks: dict) -> int:
     """Active mask entries for masked weights; actual nonzeros for unmasked matrices
     (a magnitude-pruned baseline holds its zeros in the weights); all entries of
-    biases and embeddings, which are stored and used dense."""
+    biases, embeddings and convolutions, which are stored and used dense."""
     if name in masks:
         return int(masks[name].count_nonzero().item())
-    if param.dim() >= 2 and _group(name) != "embedding":
+    if param.dim() >= 2 and _group(name) not in ("embedding", "frontend"):
         return int(param.count_nonzero().item())
     return param.numel()
 

@@ -29,7 +29,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from symbiotic.data.an4 import LABELS
 from symbiotic.errors import UserError
-from symbiotic.models.hlstm import HLSTMLayer
+from symbiotic.models.hlstm import GATES, HLSTMLayer
+from symbiotic.sparsity.masks import effective
+from symbiotic.sparsity.units import Link, hlstm_links, init_new_hlstm_units
 
 __all__ = ["DS2Config", "DeepSpeech2", "BiHLSTM", "BiLSTM", "ctc_loss", "reverse_padded", "time_mask",
            "RNN_KINDS"]
@@ -43,24 +45,31 @@ CONV_STRIDES = ((2, 2), (1, 2))  # (time, frequency): time halved once, frequenc
 
 @dataclass(frozen=True, kw_only=True)
 class DS2Config:
-    """Shape of a :class:`DeepSpeech2` (keyword-only: the fields are many and alike)."""
+    """Shape of a :class:`DeepSpeech2` (keyword-only: the fields are many and alike).
+
+    ``hidden`` and ``gate_hidden`` take one width for every layer or one per
+    layer (row/column pruning leaves layers of different widths); the config
+    always holds them as per-layer tuples.
+    """
 
     n_features: int  # MFCC coefficients per frame
     labels: int = len(LABELS)  # CTC classes, blank included
     conv_channels: int = 32
     rnn: str = "hlstm"  # "hlstm" or "lstm" (stock nn.LSTM baseline)
-    hidden: int  # per direction; directions are summed
-    gate_hidden: int = 0  # H-LSTM gate hidden layer width; unused by "lstm"
+    hidden: int | tuple[int, ...]  # per direction; directions are summed
+    gate_hidden: int | tuple[int, ...] = 0  # H-LSTM gate hidden layer width; unused by "lstm"
     layers: int
     bidirectional: bool = True
     dropout_gate: float = 0.2  # in the H-LSTM gates' hidden layers; unused by "lstm"
 
     def __post_init__(self):
-        for name, lo in (("n_features", 1), ("labels", 2), ("conv_channels", 1), ("hidden", 1), ("layers", 1)):
+        for name, lo in (("n_features", 1), ("labels", 2), ("conv_channels", 1), ("layers", 1)):
             _check_size(name, getattr(self, name), lo)
         if self.rnn not in RNN_KINDS:
             raise UserError(f"rnn={self.rnn!r} is not one of {RNN_KINDS}", "set rnn to 'hlstm' or 'lstm'")
-        _check_size("gate_hidden", self.gate_hidden, 1 if self.rnn == "hlstm" else 0)
+        object.__setattr__(self, "hidden", _per_layer("hidden", self.hidden, self.layers, 1))
+        object.__setattr__(self, "gate_hidden", _per_layer("gate_hidden", self.gate_hidden, self.layers,
+                                                           1 if self.rnn == "hlstm" else 0))
         if not isinstance(self.bidirectional, bool):
             raise UserError(f"bidirectional={self.bidirectional!r} is not true/false",
                             "set bidirectional to true or false")
@@ -69,11 +78,24 @@ class DS2Config:
                             "set dropout_gate to a probability below 1")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d["hidden"], d["gate_hidden"] = list(self.hidden), list(self.gate_hidden)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "DS2Config":
         return cls(**d)
+
+
+def _per_layer(name: str, value, layers: int, lo: int) -> tuple[int, ...]:
+    """One int for every layer, or a list with one per layer, as a tuple."""
+    sizes = (value,) * layers if isinstance(value, int) else tuple(value)
+    if len(sizes) != layers:
+        raise UserError(f"{name} has {len(sizes)} widths for {layers} layers",
+                        f"give {name} one width, or one per layer")
+    for n in sizes:
+        _check_size(name, n, lo)
+    return sizes
 
 
 def _check_size(name: str, n, lo: int) -> None:
@@ -116,7 +138,14 @@ def masked_batch_norm(norm: nn.BatchNorm1d, x: Tensor, mask: Tensor) -> Tensor:
 
 
 class BiHLSTM(nn.Module):
-    """One H-LSTM layer per direction; the backward one reads each utterance's valid frames reversed."""
+    """One H-LSTM layer per direction; the backward one reads each utterance's valid frames reversed.
+
+    Both directions run in ONE time loop, stacked on a leading direction axis
+    (batched products), which halves the Python-level operations per step: at
+    the widths a CPU trains, those, not the arithmetic, set the time. The two
+    directions share their widths (gate neurons are pruned in both at once), so
+    they stack without padding.
+    """
 
     def __init__(self, input_size: int, hidden: int, gate_hidden: int, dropout: float, bidirectional: bool):
         super().__init__()
@@ -128,12 +157,41 @@ class BiHLSTM(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x (T, B, I), lengths (B,) -> (T, B, H), directions summed; padded frames undefined."""
+        dirs = self.directions()
         # Padding follows the valid frames, so the forward pass never sees it before them.
-        out, _ = self.fwd(x)  # (T, B, H)
-        if self.bwd is not None:
-            back, _ = self.bwd(reverse_padded(x, lengths))  # (T, B, H), reversed time
-            out = out + reverse_padded(back, lengths)
-        return out
+        inputs = [x] if len(dirs) == 1 else [x, reverse_padded(x, lengths)]
+        pre = torch.stack([F.linear(i, effective(d, "u_x"), d.u_b) for d, i in zip(dirs, inputs)])  # (D, T, B, 4G)
+        u_h_t = torch.stack([effective(d, "u_h") for d in dirs]).transpose(1, 2)  # (D, H, 4G)
+        w_t = torch.cat([effective(d, "w") for d in dirs]).transpose(1, 2)  # (D*4, G, H)
+        w_b = torch.cat([d.w_b for d in dirs]).unsqueeze(1)  # (D*4, 1, H)
+        out = _bidirectional_steps(pre, u_h_t, w_t, w_b, self.fwd.dropout, self.training)  # (D, T, B, H)
+        if len(dirs) == 1:
+            return out[0]
+        return out[0] + reverse_padded(out[1], lengths)
+
+
+def _bidirectional_steps(pre: Tensor, u_h_t: Tensor, w_t: Tensor, w_b: Tensor, dropout: float,
+                         training: bool) -> Tensor:
+    """The H-LSTM recurrence for D stacked directions from zero state: (D, T, B, 4G) -> (D, T, B, H).
+
+    The same equations as :class:`HLSTMLayer` (gates f, i, o, g), with every
+    product batched over the direction axis.
+    """
+    D, T, B, G4 = pre.shape
+    H, G = u_h_t.shape[1], G4 // GATES
+    h = pre.new_zeros(D, B, H)
+    c = pre.new_zeros(D, B, H)
+    outs = []
+    for t in range(T):
+        z = torch.relu(pre[:, t] + torch.bmm(h, u_h_t))  # (D, B, 4G)
+        z = F.dropout(z, dropout, training)
+        z = z.view(D, B, GATES, G).permute(0, 2, 1, 3).reshape(D * GATES, B, G)
+        gates = torch.baddbmm(w_b, z, w_t).view(D, GATES, B, H)
+        f, i, o = torch.sigmoid(gates[:, :3]).unbind(1)  # each (D, B, H)
+        c = f * c + i * torch.tanh(gates[:, 3])
+        h = o * torch.tanh(c)
+        outs.append(h)
+    return torch.stack(outs, 1) if outs else pre.new_zeros(D, 0, B, H)
 
 
 class BiLSTM(nn.Module):
@@ -149,10 +207,15 @@ class BiLSTM(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x (T, B, I), lengths (B,) -> (T, B, H); padded frames are zero."""
         T, B, _ = x.shape
-        # The packing kernel wants lengths on the CPU, whatever the device of x.
-        packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, total_length=T)  # (T, B, D * H)
+        if bool((lengths == T).all()):
+            # No padding: packing would only add work (this is the latency benchmark's case,
+            # and skipping it there favours the baseline, never the flow's model).
+            out, _ = self.lstm(x)
+        else:
+            # The packing kernel wants lengths on the CPU, whatever the device of x.
+            packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+            out, _ = self.lstm(packed)
+            out, _ = pad_packed_sequence(out, total_length=T)  # (T, B, D * H)
         return out.view(T, B, -1, self.lstm.hidden_size).sum(2)  # (T, B, H)
 
 
@@ -186,10 +249,11 @@ class DeepSpeech2(nn.Module):
         self.bidirectional = cfg.bidirectional
         self.dropout_gate = cfg.dropout_gate
         self.conv, width = self._build_conv(cfg)
-        inputs = [width] + [cfg.hidden] * (cfg.layers - 1)
-        self.layers = nn.ModuleList(self._recurrent(cfg, i) for i in inputs)
-        self.norms = nn.ModuleList(nn.BatchNorm1d(cfg.hidden) for _ in range(cfg.layers - 1))
-        self.decoder = nn.Linear(cfg.hidden, cfg.labels)
+        inputs = (width,) + cfg.hidden[:-1]
+        self.layers = nn.ModuleList(self._recurrent(cfg, i, h, g)
+                                    for i, h, g in zip(inputs, cfg.hidden, cfg.gate_hidden))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(h) for h in cfg.hidden[:-1])
+        self.decoder = nn.Linear(cfg.hidden[-1], cfg.labels)
         self._gate_hidden = cfg.gate_hidden  # kept for config() of the "lstm" kind
         self.reset_parameters()
 
@@ -206,22 +270,22 @@ class DeepSpeech2(nn.Module):
         return nn.ModuleList(blocks), channels * freq
 
     @staticmethod
-    def _recurrent(cfg: DS2Config, input_size: int) -> nn.Module:
+    def _recurrent(cfg: DS2Config, input_size: int, hidden: int, gate_hidden: int) -> nn.Module:
         if cfg.rnn == "hlstm":
-            return BiHLSTM(input_size, cfg.hidden, cfg.gate_hidden, cfg.dropout_gate, cfg.bidirectional)
-        return BiLSTM(input_size, cfg.hidden, cfg.bidirectional)
+            return BiHLSTM(input_size, hidden, gate_hidden, cfg.dropout_gate, cfg.bidirectional)
+        return BiLSTM(input_size, hidden, cfg.bidirectional)
 
     @property
     def config(self) -> DS2Config:
         """The config of the CURRENT tensor shapes."""
-        first = self.recurrent_layers()[0]
+        firsts = [layer.directions()[0] for layer in self.layers]
         return DS2Config(
             n_features=self.n_features,
             labels=self.decoder.out_features,
             conv_channels=self.conv[0][0].out_channels,
             rnn=self.rnn,
-            hidden=first.hidden_size,
-            gate_hidden=first.gate_hidden if self.rnn == "hlstm" else self._gate_hidden,
+            hidden=tuple(m.hidden_size for m in firsts),
+            gate_hidden=tuple(m.gate_hidden for m in firsts) if self.rnn == "hlstm" else self._gate_hidden,
             layers=len(self.layers),
             bidirectional=self.bidirectional,
             dropout_gate=self.dropout_gate,
@@ -231,6 +295,59 @@ class DeepSpeech2(nn.Module):
         """The recurrent modules in order: HLSTMLayer per direction (forward, backward) per
         layer for "hlstm", one bidirectional nn.LSTM per layer for "lstm"."""
         return [module for layer in self.layers for module in layer.directions()]
+
+    # ---- structured units (what row/column pruning removes; see sparsity/units.py) -----------
+    def unit_keys(self) -> list[str]:
+        """``["gate.0", "hidden.0", "gate.1", ...]``: gate neurons are shared by both directions
+        (pruned in both at once, so the directions keep one width); the conv features are no unit."""
+        self._need_hlstm()
+        return [key for l in range(len(self.layers)) for key in (f"gate.{l}", f"hidden.{l}")]
+
+    def unit_links(self) -> list[Link]:
+        self._need_hlstm()
+        links = []
+        directions = ("fwd", "bwd") if self.bidirectional else ("fwd",)
+        for l in range(len(self.layers)):
+            prev = None if l == 0 else f"hidden.{l - 1}"
+            for d in directions:
+                links += hlstm_links(f"layers.{l}.{d}.", prev, f"gate.{l}", f"hidden.{l}")
+            if l > 0:  # the norm on layer l's input belongs to the units of layer l-1
+                n, key = f"norms.{l - 1}.", f"hidden.{l - 1}"
+                links += [Link(n + "weight", (key, (0,)), None), Link(n + "bias", (key, (0,)), None),
+                          Link(n + "running_mean", (key, (0,)), None, buffer=True),
+                          Link(n + "running_var", (key, (0,)), None, buffer=True)]
+        last = f"hidden.{len(self.layers) - 1}"
+        return links + [Link("decoder.weight", None, (last, (1,))), Link("decoder.bias", None, None)]
+
+    def widths(self) -> dict[str, int]:
+        """Physical width per unit key (gate keys: neurons per gate)."""
+        cfg = self.config
+        return {**{f"gate.{l}": g for l, g in enumerate(cfg.gate_hidden)},
+                **{f"hidden.{l}": h for l, h in enumerate(cfg.hidden)}}
+
+    def resized(self, widths: dict[str, int]) -> DS2Config:
+        """This model's config with the widths of ``widths`` (unit key -> width) instead."""
+        L = len(self.layers)
+        return dataclasses.replace(self.config, hidden=tuple(widths[f"hidden.{l}"] for l in range(L)),
+                                   gate_hidden=tuple(widths[f"gate.{l}"] for l in range(L)))
+
+    @torch.no_grad()
+    def init_new_units(self, key: str, index: Tensor, generator: torch.Generator) -> None:
+        """Give grown units a live start: random biases like a fresh layer's, and an identity
+        batch norm (a zero scale would block every gradient through the new unit)."""
+        kind, l = key.split(".")
+        l = int(l)
+        for layer in self.layers[l].directions():
+            init_new_hlstm_units(layer, kind, index, generator)
+        if kind == "hidden" and l < len(self.norms):
+            self.norms[l].weight[index] = 1.0
+            self.norms[l].bias[index] = 0.0
+            self.norms[l].running_var[index] = 1.0
+            self.norms[l].running_mean[index] = 0.0
+
+    def _need_hlstm(self) -> None:
+        if self.rnn != "hlstm":
+            raise UserError("only the H-LSTM model has prunable units", "prune the rnn='hlstm' model")
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -262,17 +379,30 @@ class DeepSpeech2(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """x (T, B, F) zero-padded, lengths (B,) -> log_probs (T', B, C), out_lengths (B,)."""
+        h, lengths = self.frontend(x, lengths)
+        h = self.recurrent_stack(h, lengths)
+        return F.log_softmax(self.decoder(h), dim=2), lengths  # (T', B, C)
+
+    def frontend(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """The convolutions: x (T, B, F), lengths (B,) -> features (T', B, C * F'), lengths (B,)."""
         if x.shape[2] != self.n_features:
             raise UserError(f"features have {x.shape[2]} coefficients but the model takes {self.n_features}",
                             "prepare AN4 with the n_mfcc the model was built for")
         lengths = lengths.to(x.device)  # collate gives CPU lengths; masks are built beside x
-        h, lengths = self._convolve(x, lengths)  # (T', B, C * F')
+        return self._convolve(x, lengths)
+
+    def recurrent_stack(self, h: Tensor, lengths: Tensor) -> Tensor:
+        """Recurrent layers with batch norm between them: (T', B, I) -> (T', B, H), padding zeroed.
+
+        The part of the model the symbiotic flow changes (the convolutions and
+        the decoder keep their shapes), timed on its own by the evaluation.
+        """
         mask = time_mask(lengths, h.shape[0])  # (T', B)
         for l, layer in enumerate(self.layers):
             if l > 0:
                 h = masked_batch_norm(self.norms[l - 1], h, mask)
             h = layer(h, lengths) * mask.unsqueeze(2)  # (T', B, H), padding zeroed
-        return F.log_softmax(self.decoder(h), dim=2), lengths  # (T', B, C)
+        return h
 
     def _convolve(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """(T, B, F) -> (T', B, C * F') and the new lengths; frames past a length are zeroed
@@ -288,11 +418,16 @@ class DeepSpeech2(nn.Module):
 
 
 def ctc_loss(log_probs: Tensor, out_lengths: Tensor, targets: Tensor, target_lengths: Tensor) -> Tensor:
-    """Mean CTC loss (per utterance, divided by target length), blank = 0.
+    """CTC loss summed over each utterance's frames, averaged over the batch; blank = 0.
+
+    This is deepspeech.pytorch's scale (the one the paper's learning rate of
+    3e-4 goes with); dividing by the transcript length as well, torch's
+    ``"mean"``, would shrink the gradients ~20x on AN4.
 
     ``zero_infinity``: an utterance too short for its transcript (possible after
     the conv halves time) gives an infinite loss; zeroing it keeps one bad
     utterance from turning the whole batch's gradient into NaN.
     """
-    return F.ctc_loss(log_probs, targets, out_lengths, target_lengths,
-                      blank=0, reduction="mean", zero_infinity=True)
+    total = F.ctc_loss(log_probs, targets, out_lengths, target_lengths,
+                       blank=0, reduction="sum", zero_infinity=True)
+    return total / max(len(target_lengths), 1)

@@ -260,7 +260,7 @@ class InferenceLM(nn.Module):
 
 # ---- export ---------------------------------------------------------------------------------
 
-def _thin(model: HLSTMLanguageModel) -> HLSTMLanguageModel:
+def _thin(model: nn.Module) -> nn.Module:
     return thin(model).eval()
 
 
@@ -286,21 +286,21 @@ def export(model: HLSTMLanguageModel, formats: Mapping[str, str]) -> InferenceLM
 
 
 @torch.no_grad()
-def matrix_sparsity(model: HLSTMLanguageModel) -> dict[str, float]:
-    """1 - mask mean per product over all layers of ``model`` as it is (not thinned).
+def matrix_sparsity(model: nn.Module) -> dict[str, float]:
+    """1 - mask mean per product over all H-LSTM layers (and directions) of ``model`` as it is.
 
     ``w`` counts only its four (H, G) blocks, the block diagonal that CSR stores.
     """
     out = {}
     for name in MATRICES:
-        masks = [getattr(layer, f"mask_{name}") for layer in model.layers]
+        masks = [getattr(layer, f"mask_{name}") for layer in model.modules() if isinstance(layer, HLSTMLayer)]
         total = sum(m.numel() for m in masks)
         active = sum(int(m.count_nonzero()) for m in masks)
         out[name] = 1.0 - active / total if total else 0.0
     return out
 
 
-def choose_formats(model: HLSTMLanguageModel, crossover: Mapping[str, float | None]) -> dict[str, str]:
+def choose_formats(model: nn.Module, crossover: Mapping[str, float | None]) -> dict[str, str]:
     """"csr" for each product whose sparsity (on the thinned model) is at or above
     the profile's crossover for it, else "dense"; a crossover of None means dense
     always wins."""

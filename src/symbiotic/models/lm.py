@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from symbiotic.errors import UserError
 from symbiotic.models.hlstm import HLSTMLayer
 from symbiotic.sparsity.masks import effective
+from symbiotic.sparsity.units import Link, hlstm_links, init_new_hlstm_units
 
 __all__ = ["LMConfig", "HLSTMLanguageModel", "StackedLMConfig", "StackedLSTMLanguageModel"]
 
@@ -152,6 +153,39 @@ class HLSTMLanguageModel(nn.Module):
             dropout_embed=self.dropout_embed,
             dropout_words=self.dropout_words,
         )
+
+    # ---- structured units (what row/column pruning removes; see sparsity/units.py) -----------
+    def unit_keys(self) -> list[str]:
+        """``["embed", "gate.0", "hidden.0", "gate.1", ...]`` in input-to-output order."""
+        return ["embed"] + [key for l in range(len(self.layers)) for key in (f"gate.{l}", f"hidden.{l}")]
+
+    def unit_links(self) -> list[Link]:
+        links = [Link("embedding.weight", ("embed", (1,)), None)]  # (V, E): vocab rows are no unit
+        for l in range(len(self.layers)):
+            prev = "embed" if l == 0 else f"hidden.{l - 1}"
+            links += hlstm_links(f"layers.{l}.", prev, f"gate.{l}", f"hidden.{l}")
+        last = f"hidden.{len(self.layers) - 1}"
+        return links + [Link("decoder_w", None, (last, (1,))), Link("decoder_b", None, None)]  # (V, H), (V,)
+
+    def widths(self) -> dict[str, int]:
+        """Physical width per unit key (gate keys: neurons per gate)."""
+        cfg = self.config
+        return {"embed": cfg.embed, **{f"gate.{l}": g for l, g in enumerate(cfg.gate_hidden)},
+                **{f"hidden.{l}": h for l, h in enumerate(cfg.hidden)}}
+
+    def resized(self, widths: dict[str, int]) -> LMConfig:
+        """This model's config with the widths of ``widths`` (unit key -> width) instead."""
+        L = len(self.layers)
+        return dataclasses.replace(self.config, embed=widths["embed"],
+                                   hidden=tuple(widths[f"hidden.{l}"] for l in range(L)),
+                                   gate_hidden=tuple(widths[f"gate.{l}"] for l in range(L)))
+
+    @torch.no_grad()
+    def init_new_units(self, key: str, index: Tensor, generator: torch.Generator) -> None:
+        """Random biases for grown gate/hidden units (embedding columns start from the gradient)."""
+        if key != "embed":
+            kind, l = key.split(".")
+            init_new_hlstm_units(self.layers[int(l)], kind, index, generator)
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:

@@ -5,19 +5,20 @@ matrix sizes. :func:`thin` drops inactive units so the matrices shrink, and
 :func:`widen` is its inverse for growth: it adds dormant units (zero weights,
 zero masks) that can later be woken. Both copy tensors through the same unit
 layout (:func:`symbiotic.sparsity.units.layout`), so every parameter and mask
-is moved by one routine.
+is moved by one routine; tensors without units (convolutions, say) are copied whole.
+Any model class with ``unit_keys``/``unit_links``/``widths``/``resized`` works.
 """
 
 from __future__ import annotations
 
-import dataclasses
 
 import torch
 from torch import Tensor
 
+from torch import nn
+
 from symbiotic.errors import UserError
 from symbiotic.models.hlstm import GATES
-from symbiotic.models.lm import HLSTMLanguageModel, LMConfig
 from symbiotic.sparsity.masks import MASK_PREFIX
 from symbiotic.sparsity.units import Link, active_units, layout, unit_keys
 
@@ -38,7 +39,7 @@ def _gate_keep(active: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def thin_index(model: HLSTMLanguageModel) -> dict[str, Tensor]:
+def thin_index(model: nn.Module) -> dict[str, Tensor]:
     """Kept unit indices per unit key (ascending; gate keys gate-major, 4*m long)."""
     index = {}
     for key in unit_keys(model):
@@ -79,88 +80,100 @@ def _mask_name(name: str) -> str:
     return f"{prefix}.{MASK_PREFIX}{leaf}" if prefix else MASK_PREFIX + leaf
 
 
-def _pairs(small: HLSTMLanguageModel, big: HLSTMLanguageModel):
-    """(link, big tensor, small tensor) for every parameter and its mask, if any."""
-    small_t = dict(small.named_parameters()) | dict(small.named_buffers())
-    big_t = dict(big.named_parameters()) | dict(big.named_buffers())
-    for link in layout(big):
+def _is_gate(key: str) -> bool:
+    return key.startswith("gate.")
+
+
+def _tensors(model: nn.Module) -> dict[str, Tensor]:
+    return dict(model.named_parameters()) | dict(model.named_buffers())
+
+
+def _copy(src: nn.Module, dst: nn.Module, index: dict[str, Tensor], into_big: bool) -> None:
+    """Move every tensor of ``src`` into ``dst``: unit-indexed ones through ``index`` (gather
+    when shrinking, scatter when growing), the rest (no units) whole."""
+    src_t, dst_t = _tensors(src), _tensors(dst)
+    big_t, small_t = (dst_t, src_t) if into_big else (src_t, dst_t)
+    done = set()
+    for link in layout(dst if into_big else src):
         for name in (link.name, _mask_name(link.name)):
             if name in big_t:
-                yield link, big_t[name], small_t[name]
+                big, small = big_t[name], small_t[name]
+                ix = _index_tuple(big, link, index, small.shape)
+                if into_big:
+                    big[ix] = small
+                else:
+                    small.copy_(big[ix])
+                done.add(name)
+    for name, t in dst_t.items():
+        if name not in done:
+            t.copy_(src_t[name])
 
 
-def _empty_like(model: HLSTMLanguageModel, cfg: LMConfig) -> HLSTMLanguageModel:
+def _empty_like(model: nn.Module, cfg) -> nn.Module:
     """A zeroed model of ``cfg`` on ``model``'s device and dtype, without touching the RNG.
 
     Building on the meta device skips the random init (which would advance the
     global generator and perturb a training run); every tensor is then
-    overwritten anyway.
+    overwritten anyway, except the running variances of batch norms on new
+    units, which start at 1 (a zero variance would blow their inputs up).
     """
-    ref = model.decoder_w
+    ref = next(model.parameters())
     with torch.device("meta"):
-        new = HLSTMLanguageModel(cfg)
+        new = type(model)(cfg)
     new = new.to(dtype=ref.dtype).to_empty(device=ref.device)
     with torch.no_grad():
         for t in list(new.parameters()) + list(new.buffers()):
             t.zero_()
+        for module in new.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.reset_running_stats()
     return new.train(model.training)
 
 
 @torch.no_grad()
-def thin(model: HLSTMLanguageModel) -> HLSTMLanguageModel:
+def thin(model: nn.Module) -> nn.Module:
     """A new model keeping only active units; in eval its outputs equal ``model``'s.
 
     The final state of the new model equals the old one's restricted to the
     kept hidden units (``thin_index(model)["hidden.{l}"]``).
     """
     index = thin_index(model)
-    L = len(model.layers)
-    cfg = dataclasses.replace(
-        model.config,
-        embed=len(index["embed"]),
-        hidden=tuple(len(index[f"hidden.{l}"]) for l in range(L)),
-        gate_hidden=tuple(len(index[f"gate.{l}"]) // GATES for l in range(L)),
-    )
-    new = _empty_like(model, cfg)
-    for link, big, small in _pairs(new, model):
-        small.copy_(big[_index_tuple(big, link, index, small.shape)])
+    widths = {k: len(ix) // (GATES if _is_gate(k) else 1) for k, ix in index.items()}
+    new = _empty_like(model, model.resized(widths))
+    _copy(model, new, index, into_big=False)
     return new
 
 
-def _check_growth(cfg: LMConfig, embed: int, hidden: tuple, gate_hidden: tuple) -> None:
-    if len(hidden) != len(cfg.hidden) or len(gate_hidden) != len(cfg.gate_hidden):
-        raise UserError(
-            f"widen to {len(hidden)} hidden / {len(gate_hidden)} gate sizes, the model has {len(cfg.hidden)} layers",
-            "give one hidden and one gate_hidden size per existing layer",
-        )
-    old = (cfg.embed, *cfg.hidden, *cfg.gate_hidden)
-    new = (embed, *hidden, *gate_hidden)
-    if any(n < o for n, o in zip(new, old)):
-        raise UserError(
-            f"widen to embed={embed} hidden={tuple(hidden)} gate_hidden={tuple(gate_hidden)} is smaller than "
-            f"the current embed={cfg.embed} hidden={cfg.hidden} gate_hidden={cfg.gate_hidden}",
-            "request sizes at least as large as the current ones (use thin to shrink)",
-        )
+def _check_growth(model: nn.Module, widths: dict[str, int]) -> None:
+    old = model.widths()
+    if set(widths) != set(old):
+        raise UserError(f"widen to widths for {sorted(widths)}, the model has {sorted(old)}",
+                        "give one width per unit key of the model")
+    smaller = {k: (widths[k], old[k]) for k in old if widths[k] < old[k]}
+    if smaller:
+        key, (new, cur) = next(iter(smaller.items()))
+        raise UserError(f"widen {key} to {new} is smaller than its current {cur}",
+                        "request sizes at least as large as the current ones (use thin to shrink)")
 
 
 @torch.no_grad()
-def widen(model: HLSTMLanguageModel, embed: int, hidden: tuple, gate_hidden: tuple) -> HLSTMLanguageModel:
-    """A larger model: old weights and masks first in every axis, new units dormant.
+def widen(model: nn.Module, widths: dict[str, int]) -> nn.Module:
+    """A larger model (``widths``: unit key -> width, gate keys per gate): old weights and
+    masks first in every axis, new units dormant.
 
     New rows/columns have zero weight AND zero mask, so outputs are identical
     and growth decides which of them to wake.
     """
-    cfg = model.config
-    _check_growth(cfg, embed, tuple(hidden), tuple(gate_hidden))
-    wide = dataclasses.replace(cfg, embed=embed, hidden=tuple(hidden), gate_hidden=tuple(gate_hidden))
-    new = _empty_like(model, wide)
-    device = model.decoder_w.device
-    # Where each old unit sits in the new model: first positions, per gate for gate keys.
-    index = {"embed": torch.arange(cfg.embed, device=device)}
-    for l, (h_old, g_old) in enumerate(zip(cfg.hidden, cfg.gate_hidden)):
-        index[f"hidden.{l}"] = torch.arange(h_old, device=device)
-        starts = torch.arange(GATES, device=device).unsqueeze(1) * gate_hidden[l]  # (4, 1)
-        index[f"gate.{l}"] = (starts + torch.arange(g_old, device=device)).flatten()
-    for link, big, small in _pairs(model, new):
-        big[_index_tuple(big, link, index, small.shape)] = small
+    _check_growth(model, widths)
+    new = _empty_like(model, model.resized(widths))
+    device = next(model.parameters()).device
+    index = {}  # where each old unit sits in the new model: first positions, per gate for gate keys
+    for key, old in model.widths().items():
+        if _is_gate(key):
+            starts = torch.arange(GATES, device=device).unsqueeze(1) * widths[key]  # (4, 1)
+            index[key] = (starts + torch.arange(old, device=device)).flatten()
+        else:
+            index[key] = torch.arange(old, device=device)
+    _copy(model, new, index, into_big=True)
+    new.train(model.training)
     return new

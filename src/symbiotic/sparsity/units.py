@@ -1,17 +1,18 @@
-"""Structured units of an H-LSTM language model: what row/column pruning removes.
+"""Structured units of an H-LSTM model: what row/column pruning removes.
 
 A unit is one neuron whose removal deletes whole rows and columns:
 
-- ``"embed"``     the E embedding dimensions;
+- ``"embed"``     the E embedding dimensions (language model);
 - ``"hidden.{l}"`` the H_l hidden units of layer l;
 - ``"gate.{l}"``   the 4*G_l gate-hidden neurons of layer l, index k*G + g
   (neuron g of gate k, matching the gate-major rows of ``u_x``).
 
-Every parameter is described once by a :class:`Link`: which unit key its
+Every tensor is described once by a :class:`Link`: which unit key its
 entries PRODUCE (``dst``) and which they READ (``src``), each with the tensor
 axes that index the units. Incoming connections of a unit are the links that
-produce it, outgoing ones the links that read it. Thinning and widening use
-the same table, so the structure of the model is written down in one place.
+produce it, outgoing ones the links that read it. Each model class writes its
+own table (``unit_keys()``, ``unit_links()``); everything here, and thinning
+and widening, works from that table alone, so the steps stay model-agnostic.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ End = tuple[str, tuple[int, ...]]  # (unit key, axes of the tensor that index it
 class Link:
     """One parameter: the units it produces (``dst``) and reads (``src``), or None."""
 
-    name: str  # qualified name in model.named_parameters()
+    name: str  # qualified name in model.named_parameters() (or named_buffers() if ``buffer``)
     dst: End | None
     src: End | None
+    buffer: bool = False  # a running statistic: resized with its unit, never scored or pruned
 
 
 @dataclass(frozen=True)
@@ -59,35 +61,48 @@ class _Touch:
     outgoing: bool
 
 
+def hlstm_links(prefix: str, input_key: str | None, gate: str, hidden: str) -> list[Link]:
+    """The five parameters of one HLSTMLayer at ``prefix``; ``input_key`` None: its input is no unit."""
+    return [
+        Link(prefix + "u_x", (gate, (0,)), None if input_key is None else (input_key, (1,))),  # (4G, I)
+        Link(prefix + "u_h", (gate, (0,)), (hidden, (1,))),  # (4G, H)
+        Link(prefix + "u_b", (gate, (0,)), None),  # (4G,)
+        Link(prefix + "w", (hidden, (1,)), (gate, (0, 2))),  # (4, H, G): axes 0,2 flatten to k*G+g
+        Link(prefix + "w_b", (hidden, (1,)), None),  # (4, H)
+    ]
+
+
+@torch.no_grad()
+def init_new_hlstm_units(layer, kind: str, index: Tensor, generator: torch.Generator) -> None:
+    """Random biases for grown units of one HLSTMLayer, drawn like a fresh layer's.
+
+    A brand-new unit with all-zero weights and biases has zero activation and
+    so zero gradient everywhere; a bias gives it an activation and its
+    outgoing connections a gradient.
+    """
+    if kind == "gate":
+        bound = 1.0 / (layer.input_size + layer.hidden_size) ** 0.5
+        layer.u_b[index] = (torch.rand(len(index), generator=generator) * 2 - 1) * bound
+    elif kind == "hidden":
+        bound = 1.0 / layer.gate_hidden ** 0.5
+        layer.w_b[:, index] = (torch.rand(GATES, len(index), generator=generator) * 2 - 1) * bound
+
+
 def layout(model: nn.Module) -> list[Link]:
-    """Every parameter of an HLSTMLanguageModel with the unit keys on its axes."""
-    links = [Link("embedding.weight", ("embed", (1,)), None)]  # (V, E): vocab rows are no unit
-    for l in range(len(model.layers)):
-        p, gate, hid = f"layers.{l}.", f"gate.{l}", f"hidden.{l}"
-        prev = "embed" if l == 0 else f"hidden.{l - 1}"
-        links += [
-            Link(p + "u_x", (gate, (0,)), (prev, (1,))),  # (4G, I)
-            Link(p + "u_h", (gate, (0,)), (hid, (1,))),  # (4G, H)
-            Link(p + "u_b", (gate, (0,)), None),  # (4G,)
-            Link(p + "w", (hid, (1,)), (gate, (0, 2))),  # (4, H, G): axes 0,2 flatten to k*G+g
-            Link(p + "w_b", (hid, (1,)), None),  # (4, H)
-        ]
-    last = f"hidden.{len(model.layers) - 1}"
-    links += [Link("decoder_w", None, (last, (1,))), Link("decoder_b", None, None)]  # (V, H), (V,)
-    return links
+    """Every tensor of ``model`` that carries units, with the unit keys on its axes."""
+    return model.unit_links()
 
 
 def unit_keys(model: nn.Module) -> list[str]:
-    """``["embed", "gate.0", "hidden.0", "gate.1", ...]`` in input-to-output order."""
-    keys = ["embed"]
-    for l in range(len(model.layers)):
-        keys += [f"gate.{l}", f"hidden.{l}"]
-    return keys
+    """The model's unit keys in input-to-output order, e.g. ``["embed", "gate.0", "hidden.0"]``."""
+    return model.unit_keys()
 
 
 def _touches(model: nn.Module, key: str) -> list[_Touch]:
     out = []
     for link in layout(model):
+        if link.buffer:
+            continue
         if link.dst is not None and link.dst[0] == key:
             out.append(_Touch(link.name, link.dst[1], link.src, outgoing=False))
         if link.src is not None and link.src[0] == key:
@@ -158,8 +173,9 @@ def active_units(model: nn.Module, key: str) -> Tensor:
     so it can be removed without changing anything.
     """
     params, masks = _tensors(model)
-    active = torch.zeros(unit_count(model, key), dtype=torch.bool, device=params["decoder_w"].device)
-    for t in _touches(model, key):
+    touches = _touches(model, key)
+    active = torch.zeros(unit_count(model, key), dtype=torch.bool, device=params[touches[0].name].device)
+    for t in touches:
         if t.outgoing:
             m = masks.get(t.name, torch.ones_like(params[t.name]))  # unmasked = all connected
             active |= _per_unit(m != 0, t.axes).any(1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import torch
 from torch import nn
@@ -13,38 +13,61 @@ from symbiotic.config import ranged
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One recipe for the baseline and every step, so comparisons are fair."""
+    """One recipe for the baseline and every step, so comparisons are fair.
 
+    These keys are every task's; a task adds its own in a subclass (PTB its
+    BPTT window, AN4 nothing).
+    """
+
+    optimizer: str = ranged("sgd", choices=("sgd", "adam"))  # sgd: momentum/nesterov below apply
     lr: float = ranged(30.0, lo=1e-6, hi=1e4)
-    lr_factor: float = ranged(10.0, lo=1.0, hi=1000.0)
+    lr_factor: float = ranged(10.0, lo=1.0, hi=1000.0)  # divide on a validation plateau (1: never)
+    lr_decay: float = ranged(1.0, lo=0.01, hi=1.0)  # multiply after every epoch (1: never)
     min_lr: float = ranged(0.0, lo=0.0)
     momentum: float = ranged(0.0, lo=0.0, hi=0.999)
     nesterov: bool = False
     weight_decay: float = ranged(1.2e-6, lo=0.0, hi=1.0)
     clip: float = ranged(0.25, lo=0.0)
     batch: int = ranged(32, lo=1)
-    bptt: int = ranged(70, lo=1)
     eval_batch: int = ranged(10, lo=1)
-    train_tokens: int | None = ranged(None, lo=100)  # null: the whole training text
     grad_batches: int = ranged(20, lo=1)  # batches averaged for gradient-based growth
     threads: int | None = ranged(None, lo=1)
     seed: int = ranged(1, lo=0)
 
 
 class Task(Protocol):
+    """What the steps need of a task; ``tasks/ptb.py`` and ``tasks/an4.py`` implement it."""
+
     name: str
-    metric: str  # "perplexity", "wer": lower is better
+    metric: str  # the thresholded score ("perplexity", "wer"): lower is better
+    splits: tuple[str, ...]  # the splits score() accepts
+    monitor_split: str  # the split scored after every epoch ("valid"; "test" where there is none)
+    cfg: TrainConfig
 
     def new_model(self, spec: dict) -> nn.Module: ...
 
     def new_baseline(self, spec: dict) -> nn.Module: ...
 
-    def model_from_checkpoint(self, ckpt: dict) -> nn.Module: ...
+    def model_from_checkpoint(self, ckpt: dict, source: str = "checkpoint") -> nn.Module: ...
+
+    def kind(self, model: nn.Module) -> str: ...
 
     def train_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> float: ...
 
     def score(self, model: nn.Module, split: str) -> float: ...
 
-    def gradient_losses(self, model: nn.Module, batches: int) -> Iterator[torch.Tensor]: ...
+    def scores(self, model: nn.Module) -> dict[str, float]: ...
 
-    def latency_call(self, model: nn.Module, batch: int, seq_len: int, part: str): ...
+    def gradient_losses(self, model: nn.Module, batches: int, seed: int = 0) -> Iterator[torch.Tensor]: ...
+
+    def export(self, model: nn.Module, formats: dict[str, str]) -> nn.Module: ...
+
+    def inference_state(self, exported: nn.Module) -> dict: ...
+
+    def load_inference(self, state: dict) -> nn.Module: ...
+
+    def input_length(self, steps: int) -> int: ...
+
+    def latency_inputs(self, batch: int, seq_len: int) -> tuple: ...
+
+    def latency_call(self, model: nn.Module, inputs: tuple, part: str) -> Callable[[], object]: ...

@@ -10,20 +10,68 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dataclasses import dataclass
+
+from symbiotic.config import ranged, section
 from symbiotic.data.lm_batches import batchify, window_count, windows
 from symbiotic.errors import UserError
+from symbiotic.metrics.lm import perplexity
+from symbiotic.models import inference
 from symbiotic.models.lm import HLSTMLanguageModel, LMConfig, StackedLMConfig, StackedLSTMLanguageModel
 from symbiotic.progress import bar
 from symbiotic.sparsity.masks import apply_masks
-from symbiotic.tasks.base import TrainConfig
+from symbiotic.tasks.base import TrainConfig as BaseTrainConfig
 from symbiotic.training import checkpoint
 
 KINDS = {"hlstm_lm": (HLSTMLanguageModel, LMConfig), "stacked_lm": (StackedLSTMLanguageModel, StackedLMConfig)}
 
 
+@dataclass(frozen=True)
+class TrainConfig(BaseTrainConfig):
+    """params ``train.ptb``: the shared recipe plus truncated BPTT over a prefix of the text."""
+
+    bptt: int = ranged(70, lo=1)
+    train_tokens: int | None = ranged(None, lo=100)  # null: the whole training text
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """params ``model.ptb``: the H-LSTM language model the flow starts from."""
+
+    embed: int = ranged(lo=1)
+    hidden: tuple[int, ...] = ranged(lo=1)
+    gate_hidden: tuple[int, ...] = ranged(lo=1)
+    dropout_gate: float = ranged(0.2, lo=0.0, hi=0.95)
+    dropout_embed: float = ranged(0.65, lo=0.0, hi=0.95)
+    dropout_words: float = ranged(0.1, lo=0.0, hi=0.95)
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """params ``baseline.ptb``: the stacked nn.LSTM language model and its budget."""
+
+    embed: int = ranged(lo=1)
+    hidden: int = ranged(lo=1)
+    layers: int = ranged(2, lo=1, hi=8)
+    dropout: float = ranged(0.65, lo=0.0, hi=0.95)
+    dropout_words: float = ranged(0.1, lo=0.0, hi=0.95)
+    epochs: int = ranged(6, lo=1, hi=10000)
+
+
+def profile_base(params: dict) -> dict[str, int]:
+    """The first layer's starting widths (the profile grids centre on them)."""
+    model = section(params, "model.ptb")
+    return {"input": int(model["embed"]), "hidden": int(model["hidden"][0]),
+            "gate_hidden": int(model["gate_hidden"][0])}
+
+
 class PTBTask:
     name = "ptb"
     metric = "perplexity"
+    splits = ("valid", "test")  # what score() accepts
+    monitor_split = "valid"
+    # Profile dimension -> unit key prefix it sizes ("hidden" sizes hidden.0, hidden.1, ...).
+    profile_dims = {"input": "embed", "hidden": "hidden", "gate_hidden": "gate"}
 
     def __init__(self, data_dir: Path, cfg: TrainConfig):
         self.cfg = cfg
@@ -89,7 +137,10 @@ class PTBTask:
             total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
                                      reduction="sum").item()
             count += y.numel()
-        return math.exp(min(total / count, 50.0))  # cap: a diverged model reports e^50, not inf
+        return perplexity(total, count)
+
+    def scores(self, model: nn.Module) -> dict[str, float]:
+        return {"valid_perplexity": self.score(model, "valid"), "test_perplexity": self.score(model, "test")}
 
     def gradient_losses(self, model: nn.Module, batches: int, seed: int = 0) -> Iterator[torch.Tensor]:
         """Losses of ``batches`` training windows drawn with an explicit generator (eval mode)."""
@@ -103,6 +154,39 @@ class PTBTask:
             x, y = self.train[s:s + length], self.train[s + 1:s + 1 + length]
             logits, _ = model(x)
             yield F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+    # ---- inference and latency -------------------------------------------------------------
+    def export(self, model: nn.Module, formats: dict[str, str]) -> nn.Module:
+        return inference.export(model, formats)
+
+    def inference_state(self, exported: nn.Module) -> dict:
+        return inference.inference_state(exported)
+
+    def load_inference(self, state: dict) -> nn.Module:
+        return inference.load_inference(state)
+
+    @staticmethod
+    def input_length(steps: int) -> int:
+        """Input tokens that give ``steps`` recurrent steps: one each."""
+        return steps
+
+    def latency_inputs(self, batch: int, seq_len: int, seed: int = 0) -> tuple[torch.Tensor]:
+        """Random tokens (seq_len, batch): the values do not matter for latency."""
+        gen = torch.Generator().manual_seed(seed)
+        return (torch.randint(0, self.vocab, (seq_len, batch), generator=gen),)
+
+    @staticmethod
+    def latency_call(model: nn.Module, inputs: tuple, part: str):
+        """Inference of the whole model, or of embedding + recurrent layers (``"recurrent"``):
+        the vocabulary-sized decoder is the same for every step, so it is timed apart."""
+        model.eval()
+        (tokens,) = inputs
+        if part == "full":
+            return lambda: model(tokens)
+        if part == "recurrent":
+            return lambda: model.recurrent(tokens)
+        raise ValueError(f"unknown latency part {part!r}")
 
 
 def _detach(state):

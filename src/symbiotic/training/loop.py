@@ -1,4 +1,4 @@
-"""The training loop shared by the baseline and every step: SGD, plateau LR, history."""
+"""The training loop shared by the baseline and every step: SGD, LR schedule, history."""
 
 from __future__ import annotations
 
@@ -12,15 +12,22 @@ from symbiotic.tasks.base import TrainConfig
 from symbiotic.training.schedule import PlateauLR
 
 
+def _optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    """SGD (plain, momentum or Nesterov: the papers' recipes) or Adam (quicker off CTC's
+    all-blank plateau when the budget is a few epochs)."""
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum,
+                           nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+
+
 class Trainer:
     """Trains ``model`` on ``task`` epoch by epoch; its whole state fits in a checkpoint."""
 
     def __init__(self, task, model: nn.Module, cfg: TrainConfig, lr: float | None = None):
         self.task, self.model, self.cfg = task, model, cfg
         lr = cfg.lr if lr is None else lr
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum,
-                                         nesterov=cfg.nesterov and cfg.momentum > 0,
-                                         weight_decay=cfg.weight_decay)
+        self.optimizer = _optimizer(model, cfg, lr)
         self.plateau = PlateauLR(lr, factor=cfg.lr_factor, min_lr=cfg.min_lr)
         self.epochs_done = 0
         self.history: list[dict] = []
@@ -30,13 +37,16 @@ class Trainer:
         return self.optimizer.param_groups[0]["lr"]
 
     def epoch(self, tag: str = "") -> dict:
-        """Train one epoch, validate, and divide the LR when validation stops improving."""
+        """Train one epoch, score the task's monitor split, then update the LR: divided when
+        the score stops improving (``lr_factor``) and multiplied by ``lr_decay`` every epoch."""
         start = time.perf_counter()
         loss = self.task.train_epoch(self.model, self.optimizer, self.epochs_done)
-        valid = self.task.score(self.model, "valid")
+        valid = self.task.score(self.model, self.task.monitor_split)
         row = {"tag": tag, "epoch": self.epochs_done, "lr": self.lr, "train_loss": loss,
                self.task.metric: valid, "seconds": round(time.perf_counter() - start, 1)}
         self.plateau.step(valid if math.isfinite(valid) else float("inf"))
+        if self.cfg.lr_decay != 1.0:
+            self.plateau.lr = max(self.plateau.lr * self.cfg.lr_decay, self.cfg.min_lr)
         self.plateau.apply(self.optimizer)
         self.epochs_done += 1
         self.history.append(row)

@@ -19,12 +19,7 @@ import torch
 from symbiotic import io
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+file_digest = io.sha256_file
 
 
 class Resume:

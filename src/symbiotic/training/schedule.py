@@ -171,8 +171,8 @@ class PlateauLR:
     ):
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr}")
-        if not factor > 1:
-            raise ValueError(f"factor must be > 1, got {factor}")
+        if not factor >= 1:  # 1: the rate never changes on a plateau (a fixed schedule decays it)
+            raise ValueError(f"factor must be >= 1, got {factor}")
         if patience < 0:
             raise ValueError(f"patience must be >= 0, got {patience}")
         self.factor = float(factor)

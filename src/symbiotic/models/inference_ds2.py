@@ -1,0 +1,446 @@
+"""The exported acoustic model: an inference-only DeepSpeech2 (H-LSTM) in its fastest form.
+
+:func:`export_ds2` thins a trained masked :class:`DeepSpeech2` (so every matrix
+is physically as small as its active units allow) and builds an
+:class:`InferenceDS2` whose outputs equal ``model.eval()``'s:
+
+- front-end: each Conv2d + BatchNorm2d pair is folded into one conv with a
+  bias (eval BatchNorm is a per-channel affine map, so it commutes into the
+  weights), then Hardtanh(0, 20); frames past each length are zeroed after each
+  block exactly as :meth:`DeepSpeech2._convolve` does;
+- recurrent layers: BOTH directions of a layer run in ONE time loop (half the
+  per-step calls, which set the time at these widths), in the
+  direction-major layout below; BatchNorm1d between layers is its eval affine
+  map (scale, shift); padding is zeroed after every layer;
+- the decoder is dense, then log_softmax.
+
+Direction-major layout of a layer with D directions (1 or 2; d = 0 forward,
+1 backward), per-direction widths H (hidden) and G (gate hidden); rows of each
+direction keep the training layout (gate-major ``k*G + g``, gates f, i, o, g)::
+
+    u_x  (D*4G, I)      dense or CSR   row d*4G + k*G + g; one product for both directions
+    u_b  (D*4G,)
+    u_h  (D, 4G, H)     dense, batched product over d
+         (D*4G, D*H)    CSR, direction-block-diagonal: one sparse product
+    w    (D*4, H, G)    dense, batched product over (d, k)
+         (D*4H, D*4G)   CSR, block-diagonal of the D*4 (H, G) blocks W_{d,k}
+    w_b  (D*4, H)
+    state h, c (D, H, B), pre-activations (T, D*4G, B)
+
+Dense and CSR products give the SAME row layout ((D*4G, B) after u_h, (D*4H, B)
+after w), so one loop serves every format mix, and a dense product never
+multiplies the zero off-diagonal blocks that a direction-stacked (2H wide)
+recurrence would. As in :mod:`symbiotic.models.inference`, products run on
+transposed activations (the layout CSR kernels want). The backward direction
+reads each utterance's valid frames reversed: ``u_x`` is applied to the
+unreversed input (one GEMM for both directions), and the backward rows are then
+gathered in reversed time, which equals reversing the input first.
+
+:func:`inference_state_ds2` / :func:`load_inference_ds2` (de)serialise to plain
+tensors and containers that ``torch.load(..., weights_only=True)`` accepts.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from symbiotic.errors import UserError
+from symbiotic.models.ds2 import HARDTANH_MAX, DeepSpeech2, DS2Config, reverse_padded, time_mask
+from symbiotic.models.hlstm import GATES, HLSTMLayer
+from symbiotic.models.inference import (
+    MATRICES,
+    InferenceHLSTMLayer,
+    _bad,
+    _block_diag,
+    _check_formats,
+    _dense,
+    _dim,
+    _get,
+    _matrix,
+    _plain,
+    _to_csr,
+)
+from symbiotic.sparsity.masks import effective
+from symbiotic.sparsity.thinning import thin
+
+__all__ = ["InferenceBiHLSTM", "InferenceDS2", "export_ds2", "inference_state_ds2", "load_inference_ds2"]
+
+STATE_KIND = "symbiotic.inference_ds2"
+STATE_VERSION = 1
+
+
+# ---- the recurrence ---------------------------------------------------------------------------
+
+def _bi_recurrence(pre: Tensor, h: Tensor, c: Tensor, u_h: Tensor, w: Tensor, w_b: Tensor,
+                   u_h_csr: bool, w_csr: bool) -> Tensor:
+    """The per-step loop for D stacked directions, transposed layout: outputs (T, D, H, B).
+
+    pre (T, D*4G, B) (any strides with D = 1; contiguous steps with D = 2);
+    h, c (D, H, B); u_h, w as in the module docstring; w_b (D*4H, 1) if
+    ``w_csr``, else (D*4, H, 1).
+    """
+    D, H, B = h.shape
+    G = pre.shape[1] // (4 * D)
+    outs = []
+    for t in range(pre.shape[0]):
+        if u_h_csr:
+            z = torch.addmm(pre[t], u_h, h.reshape(D * H, B))  # (D*4G, B)
+        else:
+            z = torch.baddbmm(pre[t].view(D, 4 * G, B), u_h, h).view(D * 4 * G, B)
+        z = z.relu_()
+        if w_csr:
+            gates = torch.addmm(w_b, w, z).view(D, 4 * H, B)
+        else:
+            gates = torch.baddbmm(w_b, w, z.view(D * 4, G, B)).view(D, 4 * H, B)
+        s = gates[:, : 3 * H].sigmoid()  # f, i, o in one call
+        c = torch.addcmul(s[:, :H] * c, s[:, H : 2 * H], gates[:, 3 * H :].tanh())
+        h = s[:, 2 * H :] * c.tanh()
+        outs.append(h)
+    return torch.stack(outs)
+
+
+# Dense u_h and w: the direction-batched loop above against the suggested
+# direction-stacked alternative (one 2H-wide recurrence with block-diagonal
+# dense u_h (8G, 2H) and w (4, 2H, 2G), run by inference._dense_loop), side by
+# side on this CPU at H = G = 128, B = 16, T = 130, 1 thread, 5 interleaved
+# rounds of measure(), medians: stacked 25.1 ms, batched 14.8 ms scripted /
+# 17.9 ms plain: the batched loop is 1.7x faster (the stacked one multiplies
+# the zero blocks, twice the FLOPs). With 2 threads (noisier, shared machine)
+# 55 ms vs 45 ms. Scripting follows inference.py's measurement: it pays with
+# dense u_h and w only, so the scripted loop runs then, the plain one otherwise.
+_scripted: Callable | None = None
+
+
+def _loop(dense: bool) -> Callable:
+    global _scripted
+    if not dense:
+        return _bi_recurrence
+    if _scripted is None:
+        try:
+            with warnings.catch_warnings():  # "TorchScript is deprecated"
+                warnings.simplefilter("ignore")
+                _scripted = torch.jit.script(_bi_recurrence)
+        except Exception:  # TorchScript missing or unable: same numbers, slower
+            _scripted = _bi_recurrence
+    return _scripted
+
+
+def _direction_steps(lengths: Tensor, T: int, D: int) -> Tensor:
+    """(T, D, 1, B) source step per (step, direction, batch): t forward, t reversed within
+    the valid frames backward (reverse_padded's own map, applied to step numbers)."""
+    t = torch.arange(T, device=lengths.device)[:, None].expand(T, lengths.shape[0])  # (T, B)
+    steps = [t, reverse_padded(t, lengths)][:D]
+    return torch.stack(steps, 1).unsqueeze(2)
+
+
+class InferenceBiHLSTM(InferenceHLSTMLayer):
+    """Both directions of one trained bidirectional (or one unidirectional) H-LSTM layer,
+    inference only (no dropout, no masks), weights as buffers in the module docstring's layout.
+
+    Outputs equal ``BiHLSTM.eval()``'s (directions summed) on every valid frame. It shares
+    the language model's layer's buffers and ``from_parts``; shapes and the loop differ.
+    """
+
+    def __init__(self, directions: list[HLSTMLayer], formats: Mapping[str, str]):
+        nn.Module.__init__(self)
+        formats = _check_formats(formats)
+        with torch.no_grad():
+            get = {name: [effective(d, name).detach().clone() for d in directions] for name in MATRICES}
+            u_b = torch.cat([d.u_b.detach() for d in directions])  # (D*4G,)
+            w_b = torch.cat([d.w_b.detach() for d in directions])  # (D*4, H)
+        u_x, w = torch.cat(get["u_x"]), torch.cat(get["w"])  # (D*4G, I), (D*4, H, G)
+        weights = {
+            "u_x": _to_csr(u_x) if formats["u_x"] == "csr" else u_x,
+            "u_h": _to_csr(torch.block_diag(*get["u_h"])) if formats["u_h"] == "csr" else torch.stack(get["u_h"]),
+            "w": _to_csr(_block_diag(w)) if formats["w"] == "csr" else w,
+        }
+        self._setup(formats, weights, u_b, w_b)
+
+    @property
+    def directions(self) -> int:
+        return self.w_b.shape[0] // GATES
+
+    @property
+    def input_size(self) -> int:
+        return self.u_x.shape[1]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.w_b.shape[1]
+
+    @property
+    def gate_hidden(self) -> int:
+        return self.u_b.shape[0] // (GATES * self.directions)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """x (T, B, I), lengths (B,) -> (T, B, H) contiguous, directions summed; padding undefined."""
+        T, B, I = x.shape
+        D, H = self.directions, self.hidden_size
+        if T == 0:
+            return x.new_zeros(0, B, H)
+        # The input half does not depend on h: one product for all steps and both directions.
+        pre = torch.addmm(self.u_b.unsqueeze(1), self.u_x, x.reshape(T * B, I).t())  # (D*4G, T*B)
+        pre = pre.view(-1, T, B).transpose(0, 1)  # (T, D*4G, B), a view
+        if D == 2:  # one gather reverses the backward rows in time and makes each step contiguous
+            R = pre.shape[1] // 2
+            index = _direction_steps(lengths, T, D).expand(T, D, R, B)
+            pre = pre.reshape(T, D, R, B).gather(0, index).view(T, D * R, B)
+        u_h_csr, w_csr = self.formats["u_h"] == "csr", self.formats["w"] == "csr"
+        w_b = self.w_b.reshape(-1, 1) if w_csr else self.w_b.unsqueeze(2)
+        h = x.new_zeros(D, H, B)
+        out = _loop(not (u_h_csr or w_csr))(pre, h, h.clone(), self.u_h, self.w, w_b, u_h_csr, w_csr)
+        out = out.permute(0, 3, 1, 2)  # (T, B, D, H), a view
+        if D == 1:
+            return out[:, :, 0].contiguous()
+        return out[:, :, 0] + reverse_padded(out[:, :, 1], lengths)
+
+    def extra_repr(self) -> str:
+        fmt = ", ".join(f"{k}={v}" for k, v in self.formats.items())
+        return (f"{self.input_size}, {self.hidden_size}, gate_hidden={self.gate_hidden}, "
+                f"directions={self.directions}, {fmt}")
+
+
+# ---- the model --------------------------------------------------------------------------------
+
+def _conv_geometry(n_features: int, conv_channels: int) -> tuple[list[tuple], int]:
+    """[(weight shape, stride, padding)] per conv block and the flattened width after them,
+    from DeepSpeech2's own builder (on the meta device: no memory, no RNG draws)."""
+    cfg = DS2Config(n_features=n_features, conv_channels=conv_channels, hidden=1, gate_hidden=1, layers=1)
+    with torch.device("meta"):
+        blocks, width = DeepSpeech2._build_conv(cfg)
+    return [(tuple(b[0].weight.shape), b[0].stride, b[0].padding) for b in blocks], width
+
+
+def _conv_lengths(lengths: Tensor, kernel: int, stride: int, padding: int) -> Tensor:
+    """Valid frames after a conv along time, per utterance (dilation 1, as the model's)."""
+    return torch.div(lengths + 2 * padding - kernel, stride, rounding_mode="floor") + 1
+
+
+class InferenceDS2(nn.Module):
+    """MFCC frames (T, B, F) -> CTC log-probabilities (T', B, labels); always in eval mode.
+
+    Built by :func:`export_ds2` or :func:`load_inference_ds2`. ``conv`` holds
+    (weight, bias) per block with BatchNorm folded in; ``norms`` holds
+    (scale, shift) per layer after the first.
+    """
+
+    def __init__(self, n_features: int, conv: list[tuple[Tensor, Tensor]], layers: list[InferenceBiHLSTM],
+                 norms: list[tuple[Tensor, Tensor]], decoder_w: Tensor, decoder_b: Tensor):
+        super().__init__()
+        self.n_features = n_features
+        geometry, _ = _conv_geometry(n_features, conv[0][0].shape[0])
+        self._conv_steps = [(stride, padding) for _, stride, padding in geometry]
+        for i, (weight, bias) in enumerate(conv):
+            self.register_buffer(f"conv{i}_w", weight)  # (C, C_in, K_t, K_f)
+            self.register_buffer(f"conv{i}_b", bias)  # (C,)
+        self.layers = nn.ModuleList(layers)
+        for l, (scale, shift) in enumerate(norms):
+            self.register_buffer(f"norm{l}_scale", scale)  # (H_l,): input of layer l + 1
+            self.register_buffer(f"norm{l}_shift", shift)
+        self.register_buffer("decoder_w", decoder_w)  # (labels, H_last)
+        self.register_buffer("decoder_b", decoder_b)  # (labels,)
+        self.eval()
+
+    def conv(self) -> list[tuple[Tensor, Tensor]]:
+        return [(getattr(self, f"conv{i}_w"), getattr(self, f"conv{i}_b")) for i in range(len(self._conv_steps))]
+
+    def norms(self) -> list[tuple[Tensor, Tensor]]:
+        return [(getattr(self, f"norm{l}_scale"), getattr(self, f"norm{l}_shift"))
+                for l in range(len(self.layers) - 1)]
+
+    @property
+    def dims(self) -> dict:
+        """Physical sizes (per-layer lists for the recurrent widths)."""
+        return {
+            "n_features": self.n_features,
+            "conv_channels": self.conv0_w.shape[0],
+            "hidden": [layer.hidden_size for layer in self.layers],
+            "gate_hidden": [layer.gate_hidden for layer in self.layers],
+            "labels": self.decoder_w.shape[0],
+            "bidirectional": self.layers[0].directions == 2,
+        }
+
+    @property
+    def formats(self) -> list[dict[str, str]]:
+        """The format of every product, one dict per layer (the same for both directions)."""
+        return [dict(layer.formats) for layer in self.layers]
+
+    @torch.no_grad()
+    def frontend(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """x (T, B, F), lengths (B,) -> features (T', B, C * F'), lengths (B,)."""
+        if x.shape[2] != self.n_features:
+            raise UserError(f"features have {x.shape[2]} coefficients but the model takes {self.n_features}",
+                            "prepare AN4 with the n_mfcc the model was built for")
+        lengths = lengths.to(x.device)
+        h = x.permute(1, 0, 2).unsqueeze(1)  # (B, 1, T, F)
+        for (weight, bias), (stride, padding) in zip(self.conv(), self._conv_steps):
+            h = F.conv2d(h, weight, bias, stride, padding).clamp_(0.0, HARDTANH_MAX)  # (B, C, T', F')
+            lengths = _conv_lengths(lengths, weight.shape[2], stride[0], padding[0])
+            # Zeroed padding: the next conv sees what it would see for each utterance alone.
+            h = h * time_mask(lengths, h.shape[2]).t()[:, None, :, None].to(h.dtype)
+        B, C, T, Fq = h.shape
+        return h.permute(2, 0, 1, 3).reshape(T, B, C * Fq), lengths
+
+    @torch.no_grad()
+    def recurrent_stack(self, h: Tensor, lengths: Tensor) -> Tensor:
+        """(T', B, I) -> (T', B, H_last), padding zeroed: the layers and the norms between them."""
+        lengths = lengths.to(h.device)
+        keep = time_mask(lengths, h.shape[0]).unsqueeze(2).to(h.dtype)  # (T', B, 1)
+        norms = [None, *self.norms()]
+        for layer, norm in zip(self.layers, norms):
+            if norm is not None:
+                h = torch.addcmul(norm[1], h, norm[0])  # eval BatchNorm1d: per-unit affine
+            h = layer(h, lengths) * keep
+        return h
+
+    @torch.no_grad()
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """x (T, B, F) zero-padded, lengths (B,) -> log_probs (T', B, labels), out_lengths (B,)."""
+        h, lengths = self.frontend(x, lengths)
+        h = self.recurrent_stack(h, lengths)
+        return F.log_softmax(F.linear(h, self.decoder_w, self.decoder_b), dim=2), lengths
+
+
+# ---- export -----------------------------------------------------------------------------------
+
+def _bn_affine(norm: nn.modules.batchnorm._BatchNorm) -> tuple[Tensor, Tensor]:
+    """Eval BatchNorm as y = x * scale + shift, per channel."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    return scale.detach().clone(), (norm.bias - norm.running_mean * scale).detach().clone()
+
+
+def _folded_conv(block: nn.Sequential) -> tuple[Tensor, Tensor]:
+    """Conv2d (no bias) + eval BatchNorm2d as one conv weight (C, C_in, K_t, K_f) and bias (C,)."""
+    scale, shift = _bn_affine(block[1])
+    return (block[0].weight * scale[:, None, None, None]).detach().clone(), shift
+
+
+@torch.no_grad()
+def _from_thin(model: DeepSpeech2, formats: dict[str, str]) -> InferenceDS2:
+    return InferenceDS2(
+        model.n_features,
+        [_folded_conv(block) for block in model.conv],
+        [InferenceBiHLSTM(layer.directions(), formats) for layer in model.layers],
+        [_bn_affine(norm) for norm in model.norms],
+        model.decoder.weight.detach().clone(),
+        model.decoder.bias.detach().clone(),
+    )
+
+
+def export_ds2(model: DeepSpeech2, formats: Mapping[str, str]) -> InferenceDS2:
+    """Thin ``model`` (rnn="hlstm"), then build its inference form.
+
+    ``formats`` (one of "dense"/"csr" for each of u_x, u_h, w) applies to both
+    directions of every layer.
+    """
+    formats = _check_formats(formats)
+    if not isinstance(model, DeepSpeech2) or model.rnn != "hlstm":
+        kind = model.rnn if isinstance(model, DeepSpeech2) else type(model).__name__
+        raise UserError(f"export_ds2 takes an H-LSTM DeepSpeech2, got {kind!r}",
+                        "export the rnn='hlstm' model (the 'lstm' baseline runs as it is)")
+    return _from_thin(thin(model).eval(), formats)
+
+
+# ---- serialisation ----------------------------------------------------------------------------
+
+def inference_state_ds2(m: InferenceDS2) -> dict:
+    """Everything :func:`load_inference_ds2` needs, as plain tensors and containers (CPU).
+
+    Loadable with ``torch.load(..., weights_only=True)``; a CSR matrix is stored
+    as ``{"crow_indices", "col_indices", "values", "shape"}``.
+    """
+    layers = []
+    for layer in m.layers:
+        entry = {"formats": dict(layer.formats)}
+        for name in (*MATRICES, "u_b", "w_b"):
+            entry[name] = _plain(getattr(layer, name))
+        layers.append(entry)
+    return {
+        "kind": STATE_KIND,
+        "version": STATE_VERSION,
+        "dims": m.dims,
+        "conv": [{"weight": _plain(w), "bias": _plain(b)} for w, b in m.conv()],
+        "layers": layers,
+        "norms": [{"scale": _plain(s), "shift": _plain(t)} for s, t in m.norms()],
+        "decoder_w": _plain(m.decoder_w),
+        "decoder_b": _plain(m.decoder_b),
+    }
+
+
+def _check_blocks(m: Tensor, rows: int, cols: int, key: str) -> None:
+    """Every stored entry of a CSR ``m`` must lie in a diagonal (rows, cols) block."""
+    row = torch.repeat_interleave(torch.arange(m.shape[0]), m.crow_indices().diff().long())
+    if rows and cols and not torch.equal(row // rows, m.col_indices().long() // cols):
+        raise _bad(key, f"has entries off its diagonal ({rows}, {cols}) blocks")
+
+
+def _entries(state: Mapping, name: str, n: int) -> list:
+    raw = _get(state, name, name, list)
+    if len(raw) != n:
+        raise _bad(name, f"has {len(raw)} entries, expected {n}")
+    return raw
+
+
+def _widths(dims: Mapping, name: str) -> list[int]:
+    sizes = _get(dims, f"dims.{name}", name, list)
+    for l, n in enumerate(sizes):
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise _bad(f"dims.{name}.{l}", f"is {n!r}, expected an integer >= 1")
+    return sizes
+
+
+def _load_layer(raw, key: str, D: int, I: int, H: int, G: int, dtype) -> InferenceBiHLSTM:
+    try:
+        formats = _check_formats(_get(raw, f"{key}.formats", "formats", Mapping))
+    except UserError as e:
+        raise _bad(f"{key}.formats", e.problem) from None
+    weights = {
+        "u_x": _matrix(raw, key, "u_x", formats["u_x"], (D * GATES * G, I), (D * GATES * G, I), dtype),
+        "u_h": _matrix(raw, key, "u_h", formats["u_h"], (D, GATES * G, H), (D * GATES * G, D * H), dtype),
+        "w": _matrix(raw, key, "w", formats["w"], (D * GATES, H, G), (D * GATES * H, D * GATES * G), dtype),
+    }
+    if formats["u_h"] == "csr":
+        _check_blocks(weights["u_h"], GATES * G, H, f"{key}.u_h")
+    if formats["w"] == "csr":
+        _check_blocks(weights["w"], H, G, f"{key}.w")
+    u_b = _dense(raw, f"{key}.u_b", "u_b", (D * GATES * G,), dtype)
+    w_b = _dense(raw, f"{key}.w_b", "w_b", (D * GATES, H), dtype)
+    return InferenceBiHLSTM.from_parts(formats, weights, u_b, w_b)
+
+
+def load_inference_ds2(state: Mapping) -> InferenceDS2:
+    """The :class:`InferenceDS2` of an :func:`inference_state_ds2` dict; UserError naming the bad key."""
+    if not isinstance(state, Mapping) or state.get("kind") != STATE_KIND:
+        raise _bad("kind", f"is {state.get('kind') if isinstance(state, Mapping) else state!r}, "
+                           f"expected {STATE_KIND!r}")
+    if state.get("version") != STATE_VERSION:
+        raise _bad("version", f"is {state.get('version')!r}, this code reads {STATE_VERSION}")
+    dims = _get(state, "dims", "dims", Mapping)
+    n_features = _dim(dims, "dims.n_features", "n_features", 1)
+    channels = _dim(dims, "dims.conv_channels", "conv_channels", 1)
+    labels = _dim(dims, "dims.labels", "labels", 2)
+    D = 2 if _get(dims, "dims.bidirectional", "bidirectional", bool) else 1
+    hidden, gate_hidden = _widths(dims, "hidden"), _widths(dims, "gate_hidden")
+    if not hidden or len(hidden) != len(gate_hidden):
+        raise _bad("dims.hidden", f"is {hidden} for dims.gate_hidden {gate_hidden}, expected one width per layer")
+    geometry, I = _conv_geometry(n_features, channels)
+    conv, dtype = [], None
+    for i, (raw, (shape, _, _)) in enumerate(zip(_entries(state, "conv", len(geometry)), geometry)):
+        weight = _dense(raw, f"conv.{i}.weight", "weight", shape, dtype)
+        dtype = weight.dtype
+        conv.append((weight, _dense(raw, f"conv.{i}.bias", "bias", (channels,), dtype)))
+    layers = []
+    for l, (raw, H, G) in enumerate(zip(_entries(state, "layers", len(hidden)), hidden, gate_hidden)):
+        layers.append(_load_layer(raw, f"layers.{l}", D, I, H, G, dtype))
+        I = H
+    norms = [(_dense(raw, f"norms.{l}.scale", "scale", (H,), dtype),
+              _dense(raw, f"norms.{l}.shift", "shift", (H,), dtype))
+             for l, (raw, H) in enumerate(zip(_entries(state, "norms", len(hidden) - 1), hidden))]
+    decoder_w = _dense(state, "decoder_w", "decoder_w", (labels, I), dtype)
+    decoder_b = _dense(state, "decoder_b", "decoder_b", (labels,), dtype)
+    return InferenceDS2(n_features, conv, layers, norms, decoder_w, decoder_b)

@@ -1,0 +1,204 @@
+"""AN4 speech recognition with a DeepSpeech2-style model as a task of the flow.
+
+The thresholded score is the test word error rate in percent (the paper's
+Table 4); the character error rate is reported beside it. AN4 has no
+validation split and the learning rate decays on a fixed schedule (x0.99 per
+epoch), so the score after each epoch is the test WER, for the learning curve
+only: nothing is selected on it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from symbiotic.config import ranged, section
+from symbiotic.data.an4_batches import Utterances, bucketed_batches, collate
+from symbiotic.errors import UserError
+from symbiotic.metrics.asr import cer, greedy_decode, labels_to_text, wer
+from symbiotic.models.ds2 import DS2Config, DeepSpeech2, ctc_loss
+from symbiotic.progress import bar
+from symbiotic.sparsity.masks import apply_masks
+from symbiotic.tasks.base import TrainConfig as BaseTrainConfig
+
+from symbiotic.training import checkpoint
+
+KINDS = ("ds2_hlstm", "ds2_lstm")
+
+
+@dataclass(frozen=True)
+class TrainConfig(BaseTrainConfig):
+    """params ``train.an4``: the shared recipe, on all training utterances unless told otherwise."""
+
+    train_utterances: int | None = ranged(None, lo=1)  # null: all 948; N: the first N (quick checks only)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """params ``model.an4``: the DeepSpeech2 with bidirectional H-LSTM layers the flow starts from."""
+
+    hidden: int = ranged(lo=1)
+    gate_hidden: int = ranged(lo=1)
+    conv_channels: int = ranged(32, lo=1, hi=1024)
+    layers: int = ranged(3, lo=1, hi=16)
+    dropout_gate: float = ranged(0.2, lo=0.0, hi=0.95)
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """params ``baseline.an4``: the DeepSpeech2 with bidirectional nn.LSTM layers and its budget."""
+
+    hidden: int = ranged(lo=1)
+    conv_channels: int = ranged(32, lo=1, hi=1024)
+    layers: int = ranged(5, lo=1, hi=16)
+    epochs: int = ranged(6, lo=1, hi=10000)
+
+
+def profile_base(params: dict) -> dict[str, int]:
+    """The first recurrent layer's starting widths: it reads the conv features."""
+    model = section(params, "model.an4")
+    n_features = int(section(params, "prepare.an4.features")["n_mfcc"])
+    cfg = DS2Config(n_features=n_features, conv_channels=int(model["conv_channels"]), hidden=1,
+                    gate_hidden=1, layers=1)
+    with torch.device("meta"):
+        width = DeepSpeech2(cfg).layers[0].fwd.input_size
+    return {"input": width, "hidden": int(model["hidden"]), "gate_hidden": int(model["gate_hidden"])}
+
+
+class AN4Task:
+    name = "an4"
+    metric = "wer"
+    splits = ("test",)  # what score() accepts
+    monitor_split = "test"
+    # Profile dimension -> unit key prefix it sizes; the conv features are not pruned.
+    profile_dims = {"hidden": "hidden", "gate_hidden": "gate"}
+
+    def __init__(self, data_dir: Path, cfg: TrainConfig):
+        self.cfg = cfg
+        self.train = Utterances.load(Path(data_dir) / "train.pt")
+        if cfg.train_utterances is not None:
+            self.train = self.train.head(cfg.train_utterances)
+        self.test = Utterances.load(Path(data_dir) / "test.pt")
+        if self.train.n_features != self.test.n_features:
+            raise UserError(f"{data_dir}: train has {self.train.n_features} features per frame, test "
+                            f"{self.test.n_features}", "rerun the prepare_an4 stage")
+        self.n_features = self.train.n_features
+
+    # ---- models ----------------------------------------------------------------------------
+    def new_model(self, spec: dict) -> DeepSpeech2:
+        return DeepSpeech2(DS2Config(n_features=self.n_features, rnn="hlstm", **spec))
+
+    def new_baseline(self, spec: dict) -> DeepSpeech2:
+        return DeepSpeech2(DS2Config(n_features=self.n_features, rnn="lstm", gate_hidden=0, **spec))
+
+    def model_from_checkpoint(self, ckpt: dict, source: str = "checkpoint") -> nn.Module:
+        if ckpt["kind"] not in KINDS:
+            raise UserError(f"{source} holds a '{ckpt['kind']}' model, not a DeepSpeech2 model",
+                            "point the stage at an AN4 checkpoint")
+        model = DeepSpeech2(DS2Config.from_dict(ckpt["config"]))
+        if model.n_features != self.n_features:
+            raise UserError(f"{source} takes {model.n_features} features per frame, the data has "
+                            f"{self.n_features}", "rerun the flow after prepare_an4")
+        return checkpoint.load_state(model, ckpt["state_dict"], source)
+
+    @staticmethod
+    def kind(model: DeepSpeech2) -> str:
+        return f"ds2_{model.rnn}"
+
+    # ---- training and scoring ------------------------------------------------------------
+    def train_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> float:
+        """One pass over all training utterances in length-bucketed batches; the mean loss."""
+        model.train()
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1000 + epoch)  # a seed fixes every epoch
+        batches = bucketed_batches(self.train.frames, self.cfg.batch, gen, shuffle=True)
+        total = 0.0
+        for index in bar(batches, desc=f"epoch {epoch}"):
+            loss = self._loss(model, index)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), self.cfg.clip)
+            optimizer.step()
+            apply_masks(model)  # momentum and weight decay would move masked weights
+            if not math.isfinite(loss.item()):
+                return float("nan")
+            total += loss.item()
+        return total / max(len(batches), 1)
+
+    def _loss(self, model: nn.Module, index: list[int]) -> torch.Tensor:
+        x, x_lengths, targets, target_lengths = collate(self.train, index)
+        log_probs, out_lengths = model(x, x_lengths)
+        return ctc_loss(log_probs, out_lengths, targets, target_lengths)
+
+    def score(self, model: nn.Module, split: str) -> float:
+        """Test word error rate in percent (``split`` must be "test": AN4 has no other)."""
+        if split != "test":
+            raise UserError(f"AN4 has no '{split}' split", "set threshold.an4.split to test")
+        return self.scores(model)["test_wer"]
+
+    @torch.no_grad()
+    def scores(self, model: nn.Module) -> dict[str, float]:
+        """Corpus-level test WER and CER in percent, greedy CTC decoding, eval mode."""
+        model.eval()
+        refs, hyps = [], []
+        for index in bucketed_batches(self.test.frames, self.cfg.eval_batch, None, shuffle=False):
+            x, x_lengths, _, _ = collate(self.test, index)
+            log_probs, out_lengths = model(x, x_lengths)
+            hyps += [labels_to_text(ids) for ids in greedy_decode(log_probs, out_lengths)]
+            refs += [labels_to_text(self.test.labels(i).tolist()) for i in index]
+        return {"test_wer": 100.0 * wer(refs, hyps), "test_cer": 100.0 * cer(refs, hyps)}
+
+    def gradient_losses(self, model: nn.Module, batches: int, seed: int = 0) -> Iterator[torch.Tensor]:
+        """Losses of ``batches`` training batches drawn with an explicit generator (eval mode)."""
+        model.eval()
+        gen = torch.Generator().manual_seed(self.cfg.seed + seed)
+        all_batches = bucketed_batches(self.train.frames, self.cfg.batch, gen, shuffle=True)
+        for index in all_batches[:batches]:
+            yield self._loss(model, index)
+
+    # ---- inference and latency -------------------------------------------------------------
+    # The export module is imported where it is used: the training steps never need it.
+    def export(self, model: nn.Module, formats: dict[str, str]) -> nn.Module:
+        from symbiotic.models.inference_ds2 import export_ds2
+
+        return export_ds2(model, formats)
+
+    def inference_state(self, exported: nn.Module) -> dict:
+        from symbiotic.models.inference_ds2 import inference_state_ds2
+
+        return inference_state_ds2(exported)
+
+    def load_inference(self, state: dict) -> nn.Module:
+        from symbiotic.models.inference_ds2 import load_inference_ds2
+
+        return load_inference_ds2(state)
+
+    @staticmethod
+    def input_length(steps: int) -> int:
+        """Input frames that give ``steps`` recurrent steps: the convolutions halve time."""
+        return 2 * steps
+
+    def latency_inputs(self, batch: int, seq_len: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random frames (seq_len, batch, F) of one length: the values do not matter for latency."""
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(seq_len, batch, self.n_features, generator=gen)
+        return x, torch.full((batch,), seq_len, dtype=torch.int64)
+
+    @staticmethod
+    def latency_call(model: nn.Module, inputs: tuple, part: str):
+        """Inference of the whole model, or of the recurrent stack alone (``"recurrent"``) on
+        the conv features: the convolutions are the same for every step, so they are timed apart."""
+        model.eval()
+        x, lengths = inputs
+        if part == "full":
+            return lambda: model(x, lengths)
+        if part == "recurrent":
+            with torch.no_grad():
+                h, out_lengths = model.frontend(x, lengths)
+            return lambda: model.recurrent_stack(h, out_lengths)
+        raise ValueError(f"unknown latency part {part!r}")
