@@ -89,6 +89,8 @@ def test_units_of_the_speech_model(model):
         assert model.layers[1].__getattr__(d).u_x[:, 2].abs().sum() == 0
     assert model.norms[0].weight[2] == 0
     assert dims(model)["hidden.0"] == 7
+    remove_units(model, "hidden.1", [0, 5])  # the last layer: its decoder columns are masked too
+    assert model.decoder.mask_weight[:, [0, 5]].sum() == 0 and dims(model)["hidden.1"] == 6
 
 
 def test_thin_of_pruned_speech_model_keeps_outputs(task, model):
@@ -99,7 +101,7 @@ def test_thin_of_pruned_speech_model_keeps_outputs(task, model):
     for key in unit_keys(model):
         _remove_smallest(model, key, "ratio", 0.3)
     small = thin(model).eval()
-    assert small.config.hidden[0] < 8 and small.config.gate_hidden[1] < 6
+    assert small.config.hidden[0] < 8 and small.config.hidden[1] < 8 and small.config.gate_hidden[1] < 6
     assert torch.allclose(small(x, lengths)[0], model(x, lengths)[0], atol=1e-5)
     wide = widen(small, model.widths()).eval()
     assert wide.config == model.config

@@ -254,6 +254,9 @@ class DeepSpeech2(nn.Module):
                                     for i, h, g in zip(inputs, cfg.hidden, cfg.gate_hidden))
         self.norms = nn.ModuleList(nn.BatchNorm1d(h) for h in cfg.hidden[:-1])
         self.decoder = nn.Linear(cfg.hidden[-1], cfg.labels)
+        # Masked like every weight that reads a unit: a removed last-layer unit's column must
+        # stay zero through retraining, or the unit (whose biases still learn) would come back.
+        self.decoder.register_buffer("mask_weight", torch.ones_like(self.decoder.weight))
         self._gate_hidden = cfg.gate_hidden  # kept for config() of the "lstm" kind
         self.reset_parameters()
 
@@ -368,7 +371,7 @@ class DeepSpeech2(nn.Module):
                 for p in module.parameters():
                     p.uniform_(-bound, bound, generator=generator)
         bound = 1.0 / math.sqrt(self.decoder.in_features)
-        self.decoder.weight.uniform_(-bound, bound, generator=generator)
+        self.decoder.weight.uniform_(-bound, bound, generator=generator).mul_(self.decoder.mask_weight)
         self.decoder.bias.zero_()
 
     def conv_output_length(self, lengths: Tensor) -> Tensor:
@@ -381,7 +384,8 @@ class DeepSpeech2(nn.Module):
         """x (T, B, F) zero-padded, lengths (B,) -> log_probs (T', B, C), out_lengths (B,)."""
         h, lengths = self.frontend(x, lengths)
         h = self.recurrent_stack(h, lengths)
-        return F.log_softmax(self.decoder(h), dim=2), lengths  # (T', B, C)
+        logits = F.linear(h, effective(self.decoder, "weight"), self.decoder.bias)
+        return F.log_softmax(logits, dim=2), lengths  # (T', B, C)
 
     def frontend(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """The convolutions: x (T, B, F), lengths (B,) -> features (T', B, C * F'), lengths (B,)."""

@@ -327,7 +327,7 @@ def _from_thin(model: DeepSpeech2, formats: dict[str, str]) -> InferenceDS2:
         [_folded_conv(block) for block in model.conv],
         [InferenceBiHLSTM(layer.directions(), formats) for layer in model.layers],
         [_bn_affine(norm) for norm in model.norms],
-        model.decoder.weight.detach().clone(),
+        effective(model.decoder, "weight").detach().clone(),
         model.decoder.bias.detach().clone(),
     )
 
