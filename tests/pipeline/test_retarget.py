@@ -38,4 +38,6 @@ def test_flow_then_retarget(repo):
     assert repo.stale() == {"grow@an4"}
     running = {line.split("'")[1] for line in repo.dvc("repro", "--dry").stdout.splitlines()
                if line.startswith("Running stage")}
-    assert running == {f"{stage}@an4" for stage in ("grow", "prune_rows", "grow_lhp", "prune_weights", "evaluate")}
+    # A dry run lists the stages whose own inputs changed; those downstream follow once grow's
+    # output has changed. Nothing of PTB, and not AN4's baseline or profile.
+    assert running == {"grow@an4"}
