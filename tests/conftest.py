@@ -50,3 +50,15 @@ def tiny_an4(tmp_path) -> dict:
     params = {"source": str(tmp_path / "data"),
               "an4": {"expected_utterances": [3, 1], "features": {"n_mfcc": 13, "n_mels": 20}}}
     return {"root": tmp_path / "data", "folder": folder, "sums": sums, "params": params}
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors gain nothing from a second thread, and on a busy machine the threads
+    wait for each other (20x slower here): one thread per test, restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

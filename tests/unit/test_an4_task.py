@@ -15,12 +15,7 @@ from symbiotic.training.loop import Trainer
 SPEC = {"conv_channels": 2, "hidden": 8, "gate_hidden": 6, "layers": 2, "dropout_gate": 0.0}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture

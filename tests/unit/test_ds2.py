@@ -11,14 +11,7 @@ F_ = 13  # MFCC coefficients
 RNNS = ["hlstm", "lstm"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from a second thread, and on a busy machine the threads
-    wait for each other (20x slower here): one thread per test, restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def _config(rnn="hlstm", **kw) -> DS2Config:

@@ -26,13 +26,7 @@ DENSE = {name: "dense" for name in MATRICES}
 CSR = {name: "csr" for name in MATRICES}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from a second thread (and wait for each other on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def _model(rnn="hlstm", remove=True, **kw) -> DeepSpeech2:
