@@ -4,7 +4,8 @@ from pathlib import Path
 
 from symbiotic.cli import run
 from symbiotic.config import load_params
-from symbiotic.flow.grow_lhp import GrowLHPConfig, confirm, decide, grow_to, lhp_targets, load_profile
+from symbiotic.flow.grow_lhp import (GrowLHPConfig, compare_sparse, confirm, decide, grow_to, lhp_targets,
+                                     load_profile)
 from symbiotic.flow.stage import Context, score_line, write
 from symbiotic.hardware.measure import default_threads, resolve_device
 from symbiotic.training import checkpoint
@@ -16,7 +17,8 @@ from _args import training_parser
 def main(argv=None):
     p = training_parser(__doc__)
     p.add_argument("--input", type=Path, required=True, help="step (b)'s thinned checkpoint")
-    p.add_argument("--fallback", type=Path, required=True, help="step (a)'s checkpoint (sparse path)")
+    p.add_argument("--fallback", type=Path, required=True, help="step (a)'s checkpoint (sparse path: kept "
+                   "when it is faster than step (b)'s at the sparsity step (d) reaches)")
     p.add_argument("--profile", type=Path, required=True, help="the target device's profile folder")
     args = p.parse_args(argv)
     params = load_params(args.params)
@@ -26,15 +28,25 @@ def main(argv=None):
     profile, latency = load_profile(args.profile)
     decision = decide(cfg, profile)
     task = ctx.task()
-    source = args.fallback if decision["mode"] == "sparse" else args.input
-    ckpt = checkpoint.load(source)
-    model = task.model_from_checkpoint(ckpt, str(source))
+    threads = default_threads()
+    source, ckpt, model = _load(task, args.input)
+    extra = {"decision": decision}
+    if decision["mode"] == "sparse":
+        full_source, full_ckpt, full = _load(task, args.fallback)
+        check = None
+        if full.widths() != model.widths():  # row pruning removed something: time both
+            check = compare_sparse(task, full, model, profile.get("sparse_crossover", {}),
+                                   cfg.reachable_sparsity, device, threads, cfg.confirm_rounds,
+                                   profile["seq_len"], profile["batch"])
+            extra["compare"] = check
+        if check is None or check["keep"] == "full":
+            source, ckpt, model = full_source, full_ckpt, full
+    extra["source"] = str(source)
     trainer = Trainer(task, model, task.cfg, lr=ckpt["meta"].get("lr"))
-    extra = {"decision": decision, "source": str(source)}
     if decision["mode"] == "dense":
         targets = lhp_targets(latency, model.widths(), task.profile_dims)
         target = {key: t["candidate"] for key, t in targets.items()}
-        check = confirm(task, model, target, device, default_threads(), cfg.confirm_rounds,
+        check = confirm(task, model, target, device, threads, cfg.confirm_rounds,
                         profile["seq_len"], profile["batch"])
         extra.update({"targets": targets, "confirm": check})
         if check["keep"] == "candidate" and any(w != model.widths()[k] for k, w in target.items()):
@@ -44,7 +56,12 @@ def main(argv=None):
                 trainer.epoch(tag="grow_lhp")
     result = write(ctx, task, model, trainer, args.model, args.metrics, args.history, extra)
     print(f"grow_lhp {args.task}: mode {decision['mode']} ({decision['reason']}); "
-          f"widths {model.widths()}, {score_line(task, result)}")
+          f"widths {model.widths()} from {source}, {score_line(task, result)}")
+
+
+def _load(task, path: Path):
+    ckpt = checkpoint.load(path)
+    return path, ckpt, task.model_from_checkpoint(ckpt, str(path))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The steps' algorithms on tiny hand-built models and data."""
 
+import copy
+
 import pandas as pd
 import pytest
 import torch
@@ -7,7 +9,7 @@ import torch
 from helpers import tiny_prepared_ptb
 from symbiotic.flow.common import recurrent_masks
 from symbiotic.flow.grow import gradient_magnitudes, growth_point
-from symbiotic.flow.grow_lhp import GrowLHPConfig, decide, grow_to, lhp_targets
+from symbiotic.flow.grow_lhp import GrowLHPConfig, at_sparsity, compare_sparse, decide, grow_to, lhp_targets
 from symbiotic.flow.prune_rows import PruneRowsConfig, _remove_smallest, prune_rows
 from symbiotic.sparsity.masks import random_masks
 from symbiotic.sparsity.thinning import thin
@@ -124,3 +126,29 @@ def test_decision_follows_the_crossover():
     assert decide(cfg, {"sparse_crossover": {"u_h": None, "w": 0.5}})["mode"] == "dense"
     forced = decide(GrowLHPConfig(mode="dense"), {"sparse_crossover": {"u_h": 0.5, "w": 0.5}})
     assert forced["mode"] == "dense" and forced["forced"]
+
+
+def test_at_sparsity_prunes_a_copy_by_magnitude_to_the_target(model):
+    before = {n: (w.detach().clone(), m.clone()) for n, (w, m) in recurrent_masks(model).items()}
+    sparse = at_sparsity(model, 0.9)
+    for name, (w, m) in recurrent_masks(sparse).items():
+        w0, m0 = before[name]
+        assert float(m.mean()) == pytest.approx(0.1, abs=1.0 / m.numel() + 1e-9)
+        assert torch.equal(w[m == 0], torch.zeros_like(w[m == 0]))  # the mask invariant holds
+        dropped = (m0 == 1) & (m == 0)
+        assert w0[m == 1].abs().min() >= w0[dropped].abs().max()  # the smallest went
+    for name, (w, m) in recurrent_masks(model).items():  # the original is untouched
+        assert torch.equal(w, before[name][0]) and torch.equal(m, before[name][1])
+
+
+def test_sparse_path_times_both_widths_and_keeps_the_faster(task, model):
+    full = copy.deepcopy(model)
+    for key in ("embed", "hidden.0", "gate.0"):
+        _remove_smallest(model, key, "ratio", 0.3)
+    thinned = thin(model)
+    crossover = {"u_x": 0.5, "u_h": 0.5, "w": 0.95}
+    check = compare_sparse(task, full, thinned, crossover, 0.9, torch.device("cpu"), 1, 3, seq_len=6, batch=2)
+    assert check["full_ms"] > 0 and check["thinned_ms"] > 0
+    assert check["keep"] == ("thinned" if check["thinned_ms"] < check["full_ms"] else "full")
+    # the formats are the profile's choice at the expected sparsity: w's crossover is above it
+    assert check["formats_thinned"] == {"u_x": "csr", "u_h": "csr", "w": "dense"}

@@ -1,15 +1,20 @@
 """Step (c): row/column growth back up to a latency hysteresis point (Algorithm 2).
 
 On devices where the profile says sparse kernels beat dense ones at the
-sparsity weight pruning can reach (CPUs, per the paper), shrinking dimensions
-buys nothing: the step then hands on step (a)'s model and records why.
-Otherwise each pruned width is snapped to the fastest LHP at or above it, the
-choice is confirmed by timing the thinned model at both widths, and the new
-rows/columns are woken with their gradient x learning rate and retrained.
+sparsity weight pruning can reach (CPUs, per the paper), the paper keeps step
+(a)'s dimensions and goes for sparsity. Whether dimensions buy nothing there is
+measured, not assumed: step (a)'s model and step (b)'s thinned one are timed
+side by side at that sparsity, in the formats the profile picks, and the faster
+is handed on (on a 2-core CPU the thinned one won: fewer rows also mean smaller
+element-wise work in every time step). Otherwise (dense path) each pruned width
+is snapped to the fastest LHP at or above it, the choice is confirmed by timing
+the thinned model at both widths, and the new rows/columns are woken with their
+gradient x learning rate and retrained.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import pandas as pd
@@ -17,10 +22,13 @@ import torch
 
 from symbiotic.config import ranged
 from symbiotic.errors import UserError
-from symbiotic.flow.common import seed_everything
+from symbiotic.flow.common import recurrent_masks, seed_everything
 from symbiotic.flow.latency import side_by_side
 from symbiotic.hardware import lhp
 from symbiotic.models.hlstm import GATES
+from symbiotic.models.inference import choose_formats
+from symbiotic.sparsity.masks import apply_masks
+from symbiotic.sparsity.pruning import prune_mask
 from symbiotic.sparsity.thinning import widen
 from symbiotic.sparsity.units import fill_units, wake_units
 
@@ -89,6 +97,39 @@ def confirm(task, model, target: dict[str, int], device, threads: int, rounds: i
     keep = "candidate" if timing["candidate"]["median_s"] <= timing["pruned"]["median_s"] else "pruned"
     return {"keep": keep, "pruned_ms": timing["pruned"]["median_s"] * 1e3,
             "candidate_ms": timing["candidate"]["median_s"] * 1e3}
+
+
+@torch.no_grad()
+def at_sparsity(model, sparsity: float):
+    """A copy of ``model`` whose recurrent matrices are each magnitude-pruned to ``sparsity``
+    (those already sparser are left alone): the shape step (d) is expected to leave, for timing."""
+    model = copy.deepcopy(model)
+    for weight, mask in recurrent_masks(model).values():
+        density = float(mask.mean())
+        if density > 1.0 - sparsity:
+            mask.copy_(prune_mask(weight, mask, 1.0 - (1.0 - sparsity) / density))
+    apply_masks(model)
+    return model
+
+
+def compare_sparse(task, full, thinned, crossover: dict, sparsity: float, device, threads: int,
+                   rounds: int, seq_len: int, batch: int) -> dict:
+    """Sparse path: step (a)'s widths against step (b)'s, both pruned to ``sparsity`` and exported
+    in the formats the profile's crossovers pick there, timed side by side; keep the faster.
+
+    ``seq_len`` counts recurrent steps, as the profile does.
+    """
+    inputs = _on(task.latency_inputs(batch, task.input_length(seq_len)), device)
+    calls, formats = {}, {}
+    for name, model in (("full", full), ("thinned", thinned)):
+        sparse = at_sparsity(model, sparsity)
+        formats[name] = choose_formats(sparse, crossover)
+        calls[name] = task.latency_call(task.export(sparse, formats[name]).to(device), inputs, "recurrent")
+    timing = side_by_side(calls, device, threads, rounds, min_run_time=0.05)
+    keep = "thinned" if timing["thinned"]["median_s"] < timing["full"]["median_s"] else "full"
+    return {"keep": keep, "sparsity": sparsity, "full_ms": timing["full"]["median_s"] * 1e3,
+            "thinned_ms": timing["thinned"]["median_s"] * 1e3, "formats_full": formats["full"],
+            "formats_thinned": formats["thinned"]}
 
 
 def signed_gradients(task, model, batches: int, seed: int) -> dict[str, torch.Tensor]:
