@@ -17,8 +17,7 @@ from _args import training_parser
 def main(argv=None):
     p = training_parser(__doc__)
     p.add_argument("--input", type=Path, required=True, help="step (b)'s thinned checkpoint")
-    p.add_argument("--fallback", type=Path, required=True, help="step (a)'s checkpoint (sparse path: kept "
-                   "when it is faster than step (b)'s at the sparsity step (d) reaches)")
+    p.add_argument("--fallback", type=Path, required=True, help="step (a)'s checkpoint (the sparse path's)")
     p.add_argument("--profile", type=Path, required=True, help="the target device's profile folder")
     args = p.parse_args(argv)
     params = load_params(args.params)
@@ -39,7 +38,7 @@ def main(argv=None):
                                    cfg.reachable_sparsity, device, threads, cfg.confirm_rounds,
                                    profile["seq_len"], profile["batch"])
             extra["compare"] = check
-        if check is None or check["keep"] == "full":
+        if check is None or check["keep"] == "full" or cfg.sparse_widths == "step_a":
             source, ckpt, model = full_source, full_ckpt, full
     extra["source"] = str(source)
     trainer = Trainer(task, model, task.cfg, lr=ckpt["meta"].get("lr"))

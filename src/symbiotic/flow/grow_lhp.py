@@ -2,11 +2,12 @@
 
 On devices where the profile says sparse kernels beat dense ones at the
 sparsity weight pruning can reach (CPUs, per the paper), the paper keeps step
-(a)'s dimensions and goes for sparsity. Whether dimensions buy nothing there is
-measured, not assumed: step (a)'s model and step (b)'s thinned one are timed
-side by side at that sparsity, in the formats the profile picks, and the faster
-is handed on (on a 2-core CPU the thinned one won: fewer rows also mean smaller
-element-wise work in every time step). Otherwise (dense path) each pruned width
+(a)'s dimensions and goes for sparsity. The step still measures whether that
+is right: step (a)'s model and step (b)'s thinned one are timed side by side at
+that sparsity, in the formats the profile picks, and the timings are recorded.
+``sparse_widths`` says which is handed on: "step_a" (the paper's rule, the
+default) or "faster" (on a 2-core CPU the thinned one won: fewer rows also mean
+less element-wise work in every time step). Otherwise (dense path) each pruned width
 is snapped to the fastest LHP at or above it, the choice is confirmed by timing
 the thinned model at both widths, and the new rows/columns are woken with their
 gradient x learning rate and retrained.
@@ -38,6 +39,8 @@ class GrowLHPConfig:
     reachable_sparsity: float = ranged(0.9, lo=0.0, hi=0.999)  # what step (d) is expected to reach
     retrain_epochs: int = ranged(1, lo=0, hi=1000)
     confirm_rounds: int = ranged(5, lo=1, hi=100)  # interleaved timing rounds for the confirmation
+    # Sparse path: hand on step (a)'s widths (the paper's CPU rule) or the faster of (a) and (b) as timed
+    sparse_widths: str = ranged("step_a", choices=("step_a", "faster"))
 
 
 def decide(cfg: GrowLHPConfig, profile: dict) -> dict:
