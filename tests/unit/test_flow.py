@@ -150,5 +150,5 @@ def test_sparse_path_times_both_widths_and_keeps_the_faster(task, model):
     check = compare_sparse(task, full, thinned, crossover, 0.9, torch.device("cpu"), 1, 3, seq_len=6, batch=2)
     assert check["full_ms"] > 0 and check["thinned_ms"] > 0
     assert check["keep"] == ("thinned" if check["thinned_ms"] < check["full_ms"] else "full")
-    # the formats are the profile's choice at the expected sparsity: w's crossover is above it
-    assert check["formats_thinned"] == {"u_x": "csr", "u_h": "csr", "w": "dense"}
+    # one set of formats for both, the profile's choice at the expected sparsity: w's crossover is above it
+    assert check["formats"] == {"u_x": "csr", "u_h": "csr", "w": "dense"}

@@ -27,7 +27,7 @@ from symbiotic.flow.common import recurrent_masks, seed_everything
 from symbiotic.flow.latency import side_by_side
 from symbiotic.hardware import lhp
 from symbiotic.models.hlstm import GATES
-from symbiotic.models.inference import choose_formats
+from symbiotic.models.inference import MATRICES
 from symbiotic.sparsity.masks import apply_masks
 from symbiotic.sparsity.pruning import prune_mask
 from symbiotic.sparsity.thinning import widen
@@ -123,16 +123,20 @@ def compare_sparse(task, full, thinned, crossover: dict, sparsity: float, device
     ``seq_len`` counts recurrent steps, as the profile does.
     """
     inputs = _on(task.latency_inputs(batch, task.input_length(seq_len)), device)
-    calls, formats = {}, {}
-    for name, model in (("full", full), ("thinned", thinned)):
-        sparse = at_sparsity(model, sparsity)
-        formats[name] = choose_formats(sparse, crossover)
-        calls[name] = task.latency_call(task.export(sparse, formats[name]).to(device), inputs, "recurrent")
+    formats = formats_at(crossover, sparsity)
+    calls = {name: task.latency_call(task.export(at_sparsity(model, sparsity), formats).to(device), inputs,
+                                     "recurrent") for name, model in (("full", full), ("thinned", thinned))}
     timing = side_by_side(calls, device, threads, rounds, min_run_time=0.05)
     keep = "thinned" if timing["thinned"]["median_s"] < timing["full"]["median_s"] else "full"
     return {"keep": keep, "sparsity": sparsity, "full_ms": timing["full"]["median_s"] * 1e3,
-            "thinned_ms": timing["thinned"]["median_s"] * 1e3, "formats_full": formats["full"],
-            "formats_thinned": formats["thinned"]}
+            "thinned_ms": timing["thinned"]["median_s"] * 1e3, "formats": formats}
+
+
+def formats_at(crossover: dict, sparsity: float) -> dict[str, str]:
+    """The formats the profile's crossovers pick at ``sparsity``: one choice for every candidate,
+    from the nominal sparsity (a pruned copy's own can round just below a crossover and flip it)."""
+    return {name: "csr" if crossover.get(name) is not None and sparsity >= crossover[name] else "dense"
+            for name in MATRICES}
 
 
 def signed_gradients(task, model, batches: int, seed: int) -> dict[str, torch.Tensor]:
