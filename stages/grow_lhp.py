@@ -28,18 +28,18 @@ def main(argv=None):
     decision = decide(cfg, profile)
     task = ctx.task()
     threads = default_threads()
-    source, ckpt, model = _load(task, args.input)
     extra = {"decision": decision}
+    source, ckpt, model = _load(task, args.input)
     if decision["mode"] == "sparse":
-        full_source, full_ckpt, full = _load(task, args.fallback)
-        check = None
-        if full.widths() != model.widths():  # row pruning removed something: time both
-            check = compare_sparse(task, full, model, profile.get("sparse_crossover", {}),
-                                   cfg.reachable_sparsity, device, threads, cfg.confirm_rounds,
-                                   profile["seq_len"], profile["batch"])
-            extra["compare"] = check
-        if check is None or check["keep"] == "full" or cfg.sparse_widths == "step_a":
-            source, ckpt, model = full_source, full_ckpt, full
+        full = _load(task, args.fallback)
+        keep = "full"
+        if full[2].widths() != model.widths():  # row pruning removed something: time both
+            extra["compare"] = compare_sparse(task, full[2], model, profile.get("sparse_crossover", {}),
+                                              cfg.reachable_sparsity, device, threads, cfg.confirm_rounds,
+                                              profile["seq_len"], profile["batch"])
+            keep = extra["compare"]["faster"] if cfg.sparse_widths == "faster" else "full"
+        if keep == "full":
+            source, ckpt, model = full
     extra["source"] = str(source)
     trainer = Trainer(task, model, task.cfg, lr=ckpt["meta"].get("lr"))
     if decision["mode"] == "dense":

@@ -68,7 +68,7 @@ def test_the_whole_flow_on_tiny_data(flow):
         assert sparse.returncode == 0, sparse.stderr
         chosen = json.loads((flow / f"metrics/{rule}.json").read_text())
         faster = "thinned" if chosen["compare.thinned_ms"] < chosen["compare.full_ms"] else "full"
-        assert chosen["compare.keep"] == faster
+        assert chosen["compare.faster"] == faster
         kept = faster if rule == "faster" else "full"
         assert chosen["source"] == {"thinned": "models/prune_rows.pt", "full": "models/grow.pt"}[kept]
     base = json.loads((flow / "metrics/baseline.json").read_text())

@@ -117,8 +117,9 @@ def at_sparsity(model, sparsity: float):
 
 def compare_sparse(task, full, thinned, crossover: dict, sparsity: float, device, threads: int,
                    rounds: int, seq_len: int, batch: int) -> dict:
-    """Sparse path: step (a)'s widths against step (b)'s, both pruned to ``sparsity`` and exported
-    in the formats the profile's crossovers pick there, timed side by side; keep the faster.
+    """Sparse path: step (a)'s widths ("full") against step (b)'s ("thinned"), both pruned to
+    ``sparsity`` and exported in the formats the profile's crossovers pick there, timed side by
+    side; returns the timings and which was faster (the stage decides what to hand on).
 
     ``seq_len`` counts recurrent steps, as the profile does.
     """
@@ -127,8 +128,8 @@ def compare_sparse(task, full, thinned, crossover: dict, sparsity: float, device
     calls = {name: task.latency_call(task.export(at_sparsity(model, sparsity), formats).to(device), inputs,
                                      "recurrent") for name, model in (("full", full), ("thinned", thinned))}
     timing = side_by_side(calls, device, threads, rounds, min_run_time=0.05)
-    keep = "thinned" if timing["thinned"]["median_s"] < timing["full"]["median_s"] else "full"
-    return {"keep": keep, "sparsity": sparsity, "full_ms": timing["full"]["median_s"] * 1e3,
+    faster = "thinned" if timing["thinned"]["median_s"] < timing["full"]["median_s"] else "full"
+    return {"faster": faster, "sparsity": sparsity, "full_ms": timing["full"]["median_s"] * 1e3,
             "thinned_ms": timing["thinned"]["median_s"] * 1e3, "formats": formats}
 
 
