@@ -1,0 +1,67 @@
+"""Benchmark: does dimension reduction pay on the sparse path? Step (a)'s and step (b)'s widths at
+several sparsities, against the baseline, side by side (recurrent part, CSR for every matrix).
+
+    python benchmarks/sparse_widths.py TASK [--sparsity 0.9 0.98] [--rounds 5] [--out FILE]
+
+Reads models/TASK/{baseline,grow,prune_rows}.pt as the flow wrote them; the pruned copies are made
+by magnitude without retraining (grow_lhp.at_sparsity), so this times shapes, not accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from symbiotic.config import build, load_params, section
+from symbiotic.flow.evaluate import EvaluateConfig
+from symbiotic.flow.grow_lhp import at_sparsity
+from symbiotic.flow.latency import side_by_side
+from symbiotic.hardware.measure import default_threads, resolve_device
+from symbiotic.tasks import task_class, task_module
+from symbiotic.training import checkpoint
+
+CSR = {"u_x": "csr", "u_h": "csr", "w": "csr"}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("task", choices=("ptb", "an4"))
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--sparsity", type=float, nargs="+", default=[0.9, 0.98])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--out", type=Path, default=None, help="JSON file for the results")
+    args = p.parse_args()
+    params = load_params(args.params)
+    device = resolve_device(params.get("device"))
+    where = f"train.{args.task}"
+    task = task_class(args.task)(Path("data/prepared") / args.task,
+                                 build(task_module(args.task).TrainConfig, section(params, where), where))
+    shape = build(EvaluateConfig, section(params, f"evaluate.{args.task}"), f"evaluate.{args.task}")
+    models = Path("models") / args.task
+    inputs = tuple(t.to(device) for t in task.latency_inputs(shape.batch, shape.seq_len))
+    def load(name: str):
+        return task.model_from_checkpoint(checkpoint.load(models / f"{name}.pt")).eval()
+
+    calls = {"baseline": task.latency_call(load("baseline").to(device), inputs, "recurrent")}
+    widths = {}
+    for step in ("grow", "prune_rows"):
+        model = load(step)
+        widths[step] = model.widths()
+        for s in args.sparsity:
+            exported = task.export(at_sparsity(model, s), CSR).eval().to(device)
+            calls[f"{step}@{s:g}"] = task.latency_call(exported, inputs, "recurrent")
+    timing = side_by_side(calls, device, default_threads(), args.rounds, min_run_time=0.2)
+    base = timing["baseline"]["median_s"]
+    result = {"task": args.task, "rounds": args.rounds, "widths": widths,
+              "recurrent_ms": {k: round(t["median_s"] * 1e3, 1) for k, t in timing.items()},
+              "speedup_x": {k: round(base / t["median_s"], 2) for k, t in timing.items()}}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
