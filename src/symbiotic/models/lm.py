@@ -182,8 +182,14 @@ class HLSTMLanguageModel(nn.Module):
 
     @torch.no_grad()
     def init_new_units(self, key: str, index: Tensor, generator: torch.Generator) -> None:
-        """Random biases for grown gate/hidden units (embedding columns start from the gradient)."""
-        if key != "embed":
+        """A live start for grown units: random biases for gate/hidden units, and a random
+        embedding column for an embedding dimension, drawn like a fresh model's. An all-zero
+        embedding column feeds a zero input to its zero ``u_x`` column: both gradients are zero
+        and the dimension would never learn."""
+        if key == "embed":
+            col = torch.rand(self.embedding.weight.shape[0], len(index), generator=generator)
+            self.embedding.weight[:, index] = ((col * 2 - 1) * EMBED_INIT).to(self.embedding.weight)
+        else:
             kind, l = key.split(".")
             init_new_hlstm_units(self.layers[int(l)], kind, index, generator)
 

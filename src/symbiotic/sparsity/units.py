@@ -36,6 +36,8 @@ __all__ = [
     "remove_units",
     "wake_units",
     "dims",
+    "touches",
+    "per_unit",
 ]
 
 End = tuple[str, tuple[int, ...]]  # (unit key, axes of the tensor that index its units, ascending)
@@ -52,7 +54,7 @@ class Link:
 
 
 @dataclass(frozen=True)
-class _Touch:
+class Touch:
     """A parameter seen from one unit key: its unit axes and the unit at the other end."""
 
     name: str
@@ -74,15 +76,17 @@ def hlstm_links(prefix: str, input_key: str | None, gate: str, hidden: str) -> l
 
 @torch.no_grad()
 def init_new_hlstm_units(layer, kind: str, index: Tensor, generator: torch.Generator) -> None:
-    """Random biases for grown units of one HLSTMLayer, drawn like a fresh layer's.
+    """Random biases for grown units of one HLSTMLayer, in a fresh layer's range.
 
     A brand-new unit with all-zero weights and biases has zero activation and
     so zero gradient everywhere; a bias gives it an activation and its
-    outgoing connections a gradient.
+    outgoing connections a gradient. A gate neuron sits behind a ReLU, so its
+    bias must be positive: a negative one outputs zero and the neuron never
+    learns. It is drawn from [bound/10, bound] (never zero).
     """
     if kind == "gate":
         bound = 1.0 / (layer.input_size + layer.hidden_size) ** 0.5
-        layer.u_b[index] = (torch.rand(len(index), generator=generator) * 2 - 1) * bound
+        layer.u_b[index] = (0.1 + 0.9 * torch.rand(len(index), generator=generator)) * bound
     elif kind == "hidden":
         bound = 1.0 / layer.gate_hidden ** 0.5
         layer.w_b[:, index] = (torch.rand(GATES, len(index), generator=generator) * 2 - 1) * bound
@@ -98,15 +102,15 @@ def unit_keys(model: nn.Module) -> list[str]:
     return model.unit_keys()
 
 
-def _touches(model: nn.Module, key: str) -> list[_Touch]:
+def touches(model: nn.Module, key: str) -> list[Touch]:
     out = []
     for link in layout(model):
         if link.buffer:
             continue
         if link.dst is not None and link.dst[0] == key:
-            out.append(_Touch(link.name, link.dst[1], link.src, outgoing=False))
+            out.append(Touch(link.name, link.dst[1], link.src, outgoing=False))
         if link.src is not None and link.src[0] == key:
-            out.append(_Touch(link.name, link.src[1], link.dst, outgoing=True))
+            out.append(Touch(link.name, link.src[1], link.dst, outgoing=True))
     if not out:
         raise KeyError(f"unknown unit key {key!r}; the model has {unit_keys(model)}")
     return out
@@ -122,7 +126,7 @@ def _size(shape, axes) -> int:
     return math.prod(shape[a] for a in axes)
 
 
-def _per_unit(t: Tensor, axes: tuple[int, ...]) -> Tensor:
+def per_unit(t: Tensor, axes: tuple[int, ...]) -> Tensor:
     """t viewed as (n_units, rest): unit axes first, flattened in the given order."""
     rest = [a for a in range(t.dim()) if a not in axes]
     return t.permute(*axes, *rest).reshape(_size(t.shape, axes), -1)
@@ -136,13 +140,13 @@ def _spread(vec: Tensor, shape, axes: tuple[int, ...]) -> Tensor:
 def unit_count(model: nn.Module, key: str) -> int:
     """How many units (active or not) ``key`` has in the current tensors."""
     params, _ = _tensors(model)
-    touch = _touches(model, key)[0]
+    touch = touches(model, key)[0]
     return _size(params[touch.name].shape, touch.axes)
 
 
 def _selection(model: nn.Module, key: str, index) -> Tensor:
     params, _ = _tensors(model)
-    device = params[_touches(model, key)[0].name].device
+    device = params[touches(model, key)[0].name].device
     sel = torch.zeros(unit_count(model, key), dtype=torch.bool, device=device)
     sel[torch.as_tensor(index, dtype=torch.long, device=device)] = True
     return sel
@@ -157,10 +161,10 @@ def unit_scores(model: nn.Module, key: str) -> Tensor:
     """
     params, masks = _tensors(model)
     scores = None
-    for t in _touches(model, key):
+    for t in touches(model, key):
         w = params[t.name].detach()
         w = (w * masks[t.name] if t.name in masks else w).abs()
-        s = _per_unit(w, t.axes).sum(1)
+        s = per_unit(w, t.axes).sum(1)
         scores = s if scores is None else scores + s
     return scores
 
@@ -173,12 +177,12 @@ def active_units(model: nn.Module, key: str) -> Tensor:
     so it can be removed without changing anything.
     """
     params, masks = _tensors(model)
-    touches = _touches(model, key)
-    active = torch.zeros(unit_count(model, key), dtype=torch.bool, device=params[touches[0].name].device)
-    for t in touches:
+    links = touches(model, key)
+    active = torch.zeros(unit_count(model, key), dtype=torch.bool, device=params[links[0].name].device)
+    for t in links:
         if t.outgoing:
             m = masks.get(t.name, torch.ones_like(params[t.name]))  # unmasked = all connected
-            active |= _per_unit(m != 0, t.axes).any(1)
+            active |= per_unit(m != 0, t.axes).any(1)
     return active
 
 
@@ -187,7 +191,7 @@ def remove_units(model: nn.Module, key: str, index) -> None:
     """Zero the masks and weights of every row and column (in and out) of units ``index``."""
     params, masks = _tensors(model)
     sel = _selection(model, key, index)
-    for t in _touches(model, key):
+    for t in touches(model, key):
         region = _spread(sel, params[t.name].shape, t.axes)
         params[t.name].masked_fill_(region, 0)
         if t.name in masks:
@@ -214,11 +218,11 @@ def wake_units(model: nn.Module, key: str, index, init: dict[str, Tensor] | None
     """
     params, masks = _tensors(model)
     sel = _selection(model, key, index)
-    touches = _touches(model, key)
+    links = touches(model, key)
     # Read every activity before writing: waking must not depend on touch order.
     was_inactive = ~active_units(model, key)
-    other = {t.other[0]: active_units(model, t.other[0]) for t in touches if t.other is not None}
-    for t in touches:
+    other = {t.other[0]: active_units(model, t.other[0]) for t in links if t.other is not None}
+    for t in links:
         p = params[t.name]
         region = _spread(sel, p.shape, t.axes).expand(p.shape)
         if t.other is not None:
@@ -255,7 +259,7 @@ def fill_units(model: nn.Module, key: str, index, values: dict[str, Tensor]) -> 
     """
     params, masks = _tensors(model)
     sel = _selection(model, key, index)
-    for t in _touches(model, key):
+    for t in touches(model, key):
         p = params[t.name]
         region = _spread(sel, p.shape, t.axes).expand(p.shape) & (p == 0)
         p.copy_(torch.where(region, _init_value(values, t.name, p), p))
