@@ -153,3 +153,11 @@ def test_plateau_state_is_plain_python_and_round_trips():
     q = PlateauLR(1.0)
     q.load_state_dict(state)
     assert q.state_dict() == state
+
+
+def test_plateau_patience_tolerates_that_many_non_improving_steps():
+    from symbiotic.training.schedule import PlateauLR
+
+    plateau = PlateauLR(1.0, factor=10.0, patience=2)
+    rates = [plateau.step(v) for v in (5.0, 6.0, 6.0, 6.0)]
+    assert rates == [1.0, 1.0, 1.0, 0.1]  # divided on the third step without improvement

@@ -71,3 +71,22 @@ def test_shape_mismatch_names_the_key():
     snap = snapshot(Masked(2))
     with pytest.raises(UserError, match="'weight'"):
         restore(Masked(3), snap)
+
+
+def test_trainer_rollback_restores_the_rate_and_plateau_count(tmp_path):
+    """A rejected retraining must not lower the rate or use up patience for the next try."""
+    from helpers import tiny_prepared_ptb
+    from symbiotic.tasks.ptb import PTBTask, TrainConfig
+    from symbiotic.training.loop import Trainer
+
+    cfg = TrainConfig(lr=1.0, lr_patience=0, batch=4, bptt=6, eval_batch=4, seed=0)
+    task = PTBTask(tiny_prepared_ptb(tmp_path / "ptb", tokens=300), cfg)
+    trainer = Trainer(task, task.new_model({"embed": 4, "hidden": (5,), "gate_hidden": (3,)}), cfg)
+    trainer.plateau.step(1.0)  # a best score nothing will beat: the next epoch divides the rate
+    snap = trainer.snapshot()
+    before = trainer.plateau.state_dict()
+    trainer.epoch()
+    assert trainer.lr < 1.0
+    trainer.restore(snap)
+    assert trainer.plateau.state_dict() == before
+    assert trainer.lr == 1.0 and trainer.optimizer.param_groups[0]["lr"] == 1.0

@@ -11,7 +11,6 @@ from torch import nn
 from symbiotic.sparsity.masks import masked_weights
 from symbiotic.training.resume import Resume
 from symbiotic.training.schedule import HalvingSchedule, Threshold
-from symbiotic.training.snapshot import restore, snapshot
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -51,7 +50,7 @@ def prune_with_rollback(trainer, schedule: HalvingSchedule, threshold: Threshold
         schedule.load_state_dict(saved["schedule"])
         log = list(saved["log"])
     while not schedule.done and len(log) < max_iterations:
-        snap = snapshot(model, trainer.optimizer)
+        snap = trainer.snapshot()
         record = act(schedule)
         if record is None:
             break
@@ -64,7 +63,7 @@ def prune_with_rollback(trainer, schedule: HalvingSchedule, threshold: Threshold
         if ok:
             schedule.success()
         else:
-            restore(model, snap, trainer.optimizer)
+            trainer.restore(snap)
             schedule.failure()
         resume.save({"model": model.state_dict(), "trainer": trainer.state_dict(),
                      "schedule": schedule.state_dict(), "log": log, **extra_state()})

@@ -22,6 +22,7 @@ class TrainConfig:
     optimizer: str = ranged("sgd", choices=("sgd", "adam"))  # sgd: momentum/nesterov below apply
     lr: float = ranged(30.0, lo=1e-6, hi=1e4)
     lr_factor: float = ranged(10.0, lo=1.0, hi=1000.0)  # divide on a validation plateau (1: never)
+    lr_patience: int = ranged(0, lo=0, hi=100000)  # non-improving epochs tolerated before dividing (paper: 50)
     lr_decay: float = ranged(1.0, lo=0.01, hi=1.0)  # multiply after every epoch (1: never)
     min_lr: float = ranged(0.0, lo=0.0)
     momentum: float = ranged(0.0, lo=0.0, hi=0.999)

@@ -10,6 +10,7 @@ from torch import nn
 
 from symbiotic.tasks.base import TrainConfig
 from symbiotic.training.schedule import PlateauLR
+from symbiotic.training.snapshot import restore, snapshot
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
@@ -28,7 +29,7 @@ class Trainer:
         self.task, self.model, self.cfg = task, model, cfg
         lr = cfg.lr if lr is None else lr
         self.optimizer = _optimizer(model, cfg, lr)
-        self.plateau = PlateauLR(lr, factor=cfg.lr_factor, min_lr=cfg.min_lr)
+        self.plateau = PlateauLR(lr, factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr)
         self.epochs_done = 0
         self.history: list[dict] = []
 
@@ -51,6 +52,17 @@ class Trainer:
         self.epochs_done += 1
         self.history.append(row)
         return row
+
+    def snapshot(self) -> dict:
+        """What a failed pruning iteration rolls back: weights, masks, optimizer state, and
+        the rate with its plateau count (a rejected retraining must not lower the rate for
+        the next try, nor count towards its patience)."""
+        return {**snapshot(self.model, self.optimizer), "plateau": self.plateau.state_dict()}
+
+    def restore(self, snap: dict) -> None:
+        restore(self.model, snap, self.optimizer)
+        self.plateau.load_state_dict(snap["plateau"])
+        self.plateau.apply(self.optimizer)
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "plateau": self.plateau.state_dict(),
