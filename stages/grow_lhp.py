@@ -30,8 +30,8 @@ def main(argv=None):
     threads = default_threads()
     extra = {"decision": decision}
     source, ckpt, model = _load(task, args.input)
+    full = _load(task, args.fallback)
     if decision["mode"] == "sparse":
-        full = _load(task, args.fallback)
         keep = "full"
         if full[2].widths() != model.widths():  # row pruning removed something: time both
             extra["compare"] = compare_sparse(task, full[2], model, profile.get("sparse_crossover", {}),
@@ -43,7 +43,7 @@ def main(argv=None):
     extra["source"] = str(source)
     trainer = Trainer(task, model, task.cfg, lr=ckpt["meta"].get("lr"))
     if decision["mode"] == "dense":
-        targets = lhp_targets(latency, model.widths(), task.profile_dims)
+        targets = lhp_targets(latency, model.widths(), task.profile_dims, full[2].widths(), cfg.lhp_choice)
         target = {key: t["candidate"] for key, t in targets.items()}
         check = confirm(task, model, target, device, threads, cfg.confirm_rounds,
                         profile["seq_len"], profile["batch"])

@@ -6,9 +6,9 @@ from symbiotic import io
 from symbiotic.cli import run
 from symbiotic.config import load_params
 from symbiotic.flow.grow_lhp import load_profile
-from symbiotic.flow.prune_weights import PruneWeightsConfig, prune_weights
+from symbiotic.flow.prune_weights import PruneWeightsConfig, export_widths, prune_weights
 from symbiotic.flow.stage import Context, score_line, threshold_from, write
-from symbiotic.hardware.measure import resolve_device
+from symbiotic.hardware.measure import default_threads, resolve_device
 from symbiotic.models.inference import choose_formats
 from symbiotic.training import checkpoint
 from symbiotic.training.loop import Trainer
@@ -28,7 +28,7 @@ def main(argv=None):
     ctx = Context("prune_weights", args.task, params, args.data, args.resume_dir)
     threshold, tcfg = threshold_from(ctx, args.baseline)
     cfg = ctx.cfg(PruneWeightsConfig, "prune_weights")
-    resolve_device(params.get("device"))  # the export targets it: fail early if it is absent
+    device = resolve_device(params.get("device"))  # the export targets it: fail early if it is absent
     profile, _ = load_profile(args.profile)
     task = ctx.task()
     ckpt = checkpoint.load(args.input)
@@ -38,12 +38,15 @@ def main(argv=None):
     log = prune_weights(task, model, trainer, cfg, threshold, tcfg.split, resume)
 
     formats = choose_formats(model, profile.get("sparse_crossover", {}))
-    io.save_tensors(task.inference_state(task.export(model, formats)), args.export)
+    exported, widths = export_widths(task, model, formats, device, default_threads(), cfg.confirm_rounds,
+                                     profile["seq_len"], profile["batch"])
+    io.save_tensors(task.inference_state(exported), args.export)
     extra = {"threshold": threshold.bound, "iterations": len(log),
-             "accepted": sum(r["accepted"] for r in log), "formats": formats}
+             "accepted": sum(r["accepted"] for r in log), "formats": formats, "widths": widths}
     result = write(ctx, task, model, trainer, args.model, args.metrics, args.history, extra, log, args.log)
     resume.finish()
     print(f"prune_weights {args.task}: density {result['recurrent_density']:.3f}, formats {formats}, "
+          f"widths {widths[widths['shipped']]} ({widths['shipped']}), "
           f"{score_line(task, result)} (threshold {threshold.bound:.2f})")
 
 

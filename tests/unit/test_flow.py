@@ -111,12 +111,14 @@ def test_lhp_choice_on_a_synthetic_profile():
     ]:
         rows += [{"dimension": dim, "size": s, "median_s": t, "is_lhp": s in lhps} for s, t in zip(sizes, lat)]
     widths = {"embed": 5, "hidden.0": 9, "gate.0": 9, "hidden.1": 13, "gate.1": 7}
-    targets = lhp_targets(pd.DataFrame(rows), widths, PTBTask.profile_dims)
-    assert targets["hidden.0"]["candidate"] == 12  # 10 is not an LHP; 12 is the fastest at or above 9
-    assert targets["hidden.1"]["candidate"] == 16  # every layer snaps on layer 0's profile
+    ceiling = {"embed": 8, "hidden.0": 16, "gate.0": 16, "hidden.1": 14, "gate.1": 16}
+    targets = lhp_targets(pd.DataFrame(rows), widths, PTBTask.profile_dims, ceiling)
+    assert targets["hidden.0"]["candidate"] == 12  # 10 is not an LHP; 12 is the nearest at or above 9
     assert targets["gate.0"]["candidate"] == 10
     assert targets["gate.1"]["candidate"] == 8
     assert targets["embed"]["candidate"] == 6
+    # every layer snaps on layer 0's profile, but never above step (a)'s width: 16 > 14, so 13 stays
+    assert targets["hidden.1"]["candidate"] == 13 and targets["hidden.1"]["lhp"] is None
 
 
 def test_decision_follows_the_crossover():
@@ -152,3 +154,26 @@ def test_sparse_path_times_both_widths_and_names_the_faster(task, model):
     assert check["faster"] == ("thinned" if check["thinned_ms"] < check["full_ms"] else "full")
     # one set of formats for both, the profile's choice at the expected sparsity: w's crossover is above it
     assert check["formats"] == {"u_x": "csr", "u_h": "csr", "w": "dense"}
+
+
+def test_step_d_ships_step_c_widths_when_pruning_empties_no_unit(task, model):
+    from symbiotic.flow.prune_weights import export_widths
+
+    formats = {"u_x": "dense", "u_h": "dense", "w": "dense"}
+    exported, record = export_widths(task, model, formats, torch.device("cpu"), 1, 1, 4, 2)
+    assert record["shipped"] == "step_c" and record["thinned"] == record["step_c"] == model.widths()
+    assert exported.layers[0].hidden_size == model.widths()["hidden.0"]
+
+
+def test_step_d_times_both_widths_when_pruning_empties_a_unit(task, model):
+    from symbiotic.flow.prune_weights import export_widths
+    from symbiotic.sparsity.units import remove_units
+
+    remove_units(model, "hidden.0", [0, 1])  # what weight pruning does to a unit it empties
+    formats = {"u_x": "dense", "u_h": "dense", "w": "dense"}
+    exported, record = export_widths(task, model, formats, torch.device("cpu"), 1, 1, 4, 2)
+    assert record["step_c"]["hidden.0"] == 8 and record["thinned"]["hidden.0"] == 6
+    assert record["shipped"] in ("step_c", "thinned") and record["step_c_ms"] > 0 and record["thinned_ms"] > 0
+    assert exported.layers[0].hidden_size == record[record["shipped"]]["hidden.0"]
+    x = torch.randint(0, task.vocab, (5, 2))
+    assert torch.allclose(exported(x), model.eval()(x)[0], atol=1e-5)  # either export is exact

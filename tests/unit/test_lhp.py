@@ -127,7 +127,21 @@ def test_choose_and_snap_up():
     assert choose_lhp(dims, lat, mask, 9) == 16
     assert choose_lhp(dims, lat, mask, 17) == 24
     # Ties prefer the smaller dim.
-    assert choose_lhp(dims, [1.0, 3.0, 2.0, 2.5, 2.0], mask, 9) == 16
+    assert choose_lhp(dims, [1.0, 3.0, 2.0, 2.5, 2.0], mask, 9, rule="fastest") == 16
+
+
+def test_nearest_lhp_is_the_papers_corresponding_one_even_when_a_larger_is_faster():
+    dims, mask = [8, 12, 16, 20, 24], [True, False, True, False, True]
+    lat = [1.0, 3.0, 2.0, 2.5, 1.5]  # 24 is faster than 16
+    assert choose_lhp(dims, lat, mask, 9) == 16
+    assert choose_lhp(dims, lat, mask, 9, rule="fastest") == 24
+
+
+def test_no_lhp_is_chosen_above_the_ceiling():
+    dims, mask = [8, 12, 16, 20, 24], [True, False, True, False, True]
+    lat = [1.0, 3.0, 2.0, 2.5, 1.5]
+    assert choose_lhp(dims, lat, mask, 9, at_most=20, rule="fastest") == 16
+    assert choose_lhp(dims, lat, mask, 17, at_most=20) is None
 
 
 def test_beyond_grid_is_user_error():

@@ -8,7 +8,8 @@ that sparsity, in the formats the profile picks, and the timings are recorded.
 ``sparse_widths`` says which is handed on: "step_a" (the paper's rule, the
 default) or "faster" (on a 2-core CPU the thinned one won: fewer rows also mean
 less element-wise work in every time step). Otherwise (dense path) each pruned width
-is snapped to the fastest LHP at or above it, the choice is confirmed by timing
+is grown to its corresponding LHP (the nearest at or above it, never above step (a)'s
+width; ``lhp_choice: fastest`` takes the fastest in that range), the choice is confirmed by timing
 the thinned model at both widths, and the new rows/columns are woken with their
 gradient x learning rate and retrained.
 """
@@ -41,6 +42,9 @@ class GrowLHPConfig:
     confirm_rounds: int = ranged(5, lo=1, hi=100)  # interleaved timing rounds for the confirmation
     # Sparse path: hand on step (a)'s widths (the paper's CPU rule) or the faster of (a) and (b) as timed
     sparse_widths: str = ranged("step_a", choices=("step_a", "faster"))
+    # Dense path: grow each pruned width to the nearest LHP at or above it (the paper's
+    # "corresponding LHP") or to the fastest LHP up to step (a)'s width
+    lhp_choice: str = ranged("nearest", choices=("nearest", "fastest"))
 
 
 def decide(cfg: GrowLHPConfig, profile: dict) -> dict:
@@ -60,10 +64,12 @@ def decide(cfg: GrowLHPConfig, profile: dict) -> dict:
                        f"{cfg.reachable_sparsity} (crossovers u_h={per_step['u_h']}, w={per_step['w']})")}
 
 
-def lhp_targets(latency: pd.DataFrame, widths: dict[str, int], profile_dims: dict[str, str]) -> dict[str, dict]:
+def lhp_targets(latency: pd.DataFrame, widths: dict[str, int], profile_dims: dict[str, str],
+                ceiling: dict[str, int], rule: str = "nearest") -> dict[str, dict]:
     """For each unit key a profiled dimension sizes (``profile_dims``: dimension -> key prefix,
-    e.g. hidden -> hidden.0, hidden.1): the fastest LHP at or above its pruned width. Layer 0's
-    profile serves every layer."""
+    e.g. hidden -> hidden.0, hidden.1): the LHP its pruned width grows to by ``rule``
+    (:func:`symbiotic.hardware.lhp.choose_lhp`), never above step (a)'s width (``ceiling``);
+    with no LHP in between, the width stays. Layer 0's profile serves every layer."""
     out = {}
     for dim, prefix in profile_dims.items():
         part = latency[latency["dimension"] == dim].sort_values("size")
@@ -71,8 +77,9 @@ def lhp_targets(latency: pd.DataFrame, widths: dict[str, int], profile_dims: dic
         mask = part["is_lhp"].astype(bool).tolist()
         for key, width in widths.items():
             if key.split(".")[0] == prefix:
-                out[key] = {"dimension": dim, "pruned": width,
-                            "candidate": lhp.choose_lhp(sizes, medians, mask, width)}
+                lhp_width = lhp.choose_lhp(sizes, medians, mask, width, at_most=ceiling[key], rule=rule)
+                out[key] = {"dimension": dim, "pruned": width, "ceiling": ceiling[key], "rule": rule,
+                            "lhp": lhp_width, "candidate": width if lhp_width is None else lhp_width}
     return out
 
 

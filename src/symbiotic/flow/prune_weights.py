@@ -8,8 +8,10 @@ import torch
 
 from symbiotic.config import ranged
 from symbiotic.flow.common import prune_with_rollback, recurrent_density, recurrent_masks, seed_everything
+from symbiotic.flow.latency import side_by_side
 from symbiotic.sparsity.masks import apply_masks
 from symbiotic.sparsity.pruning import prune_masks
+from symbiotic.sparsity.thinning import thin
 from symbiotic.training.loop import Trainer
 from symbiotic.training.resume import Resume
 from symbiotic.training.schedule import HalvingSchedule, Threshold
@@ -22,6 +24,7 @@ class PruneWeightsConfig:
     retrain_epochs: int = ranged(1, lo=0, hi=1000)
     max_iterations: int = ranged(6, lo=0, hi=10000)  # budget: the stage always terminates
     scope: str = ranged("per_matrix", choices=("per_matrix", "global"))
+    confirm_rounds: int = ranged(5, lo=1, hi=100)  # interleaved timings of step (c)'s widths vs thinned
 
 
 def prune_weights(task, model, trainer: Trainer, cfg: PruneWeightsConfig, threshold: Threshold,
@@ -44,3 +47,32 @@ def prune_weights(task, model, trainer: Trainer, cfg: PruneWeightsConfig, thresh
 
     return prune_with_rollback(trainer, schedule, threshold, split, act, cfg.retrain_epochs,
                                cfg.max_iterations, resume, dict)
+
+
+def export_widths(task, model, formats: dict[str, str], device, threads: int, rounds: int, seq_len: int,
+                  batch: int) -> tuple[object, dict]:
+    """The export that ships, and the evidence: step (c)'s widths or the thinned ones.
+
+    Weight pruning can leave units with no outgoing connection; thinning drops them, which can
+    move a width off the LHP that step (c) chose (and so be slower). When thinning changes a
+    width, both exports are timed side by side and the faster ships; otherwise step (c)'s
+    widths ship as they are. ``seq_len`` counts recurrent steps, as the profile does.
+    """
+    thinned = task.export(model, formats)
+    kept = task.export(model, formats, thinned=False)
+    record = {"step_c": model.widths(), "thinned": thinned_widths(model)}
+    if record["thinned"] == record["step_c"]:
+        return kept, {**record, "shipped": "step_c", "reason": "weight pruning emptied no unit"}
+    inputs = tuple(t.to(device) for t in task.latency_inputs(batch, task.input_length(seq_len)))
+    timing = side_by_side({name: task.latency_call(m.to(device), inputs, "recurrent")
+                           for name, m in (("step_c", kept), ("thinned", thinned))},
+                          device, threads, rounds, min_run_time=0.05)
+    ms = {name: timing[name]["median_s"] * 1e3 for name in ("step_c", "thinned")}
+    shipped = "thinned" if ms["thinned"] < ms["step_c"] else "step_c"
+    return (thinned if shipped == "thinned" else kept), {
+        **record, "shipped": shipped, "step_c_ms": ms["step_c"], "thinned_ms": ms["thinned"],
+        "reason": "timed side by side: the faster ships"}
+
+
+def thinned_widths(model) -> dict[str, int]:
+    return thin(model).widths()

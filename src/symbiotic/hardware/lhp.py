@@ -205,16 +205,24 @@ def _candidates(ds: list[int], mask: Sequence[bool], at_least: int) -> list[int]
 
 
 def choose_lhp(
-    dims: Sequence[int], median_lat: Sequence[float], mask: Sequence[bool], at_least: int
-) -> int:
-    """The fastest LHP whose dimension is at least ``at_least`` (ties: smaller dim).
+    dims: Sequence[int], median_lat: Sequence[float], mask: Sequence[bool], at_least: int,
+    at_most: int | None = None, rule: str = "nearest",
+) -> int | None:
+    """The LHP a pruned width ``at_least`` grows to, never above ``at_most``; None if no LHP
+    lies in [at_least, at_most].
 
-    Taking the fastest rather than the nearest matters when tolerance or
-    several passes leave LHPs whose latencies are not increasing.
+    ``rule`` "nearest": the paper's corresponding LHP, the smallest one at or above the
+    width. "fastest": the fastest in the range (ties: smaller dim), which matters when
+    tolerance or several passes leave LHPs whose latencies are not increasing.
     """
+    if rule not in ("nearest", "fastest"):
+        raise ValueError(f"rule must be 'nearest' or 'fastest', got {rule!r}")
     ds, (lat,) = _check(dims, [median_lat])
     idx = _candidates(ds, _check_mask(ds, mask), at_least)
-    best = min(idx, key=lambda i: (lat[i], ds[i]))
+    idx = [i for i in idx if at_most is None or ds[i] <= at_most]
+    if not idx:
+        return None
+    best = idx[0] if rule == "nearest" else min(idx, key=lambda i: (lat[i], ds[i]))
     return ds[best]
 
 

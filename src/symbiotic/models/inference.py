@@ -30,6 +30,8 @@ and containers that ``torch.load(..., weights_only=True)`` accepts.
 
 from __future__ import annotations
 
+import copy
+
 import warnings
 from typing import Callable, Mapping
 
@@ -275,14 +277,15 @@ def _from_thin(model: HLSTMLanguageModel, formats: Mapping[str, str]) -> Inferen
     )
 
 
-def export(model: HLSTMLanguageModel, formats: Mapping[str, str]) -> InferenceLM:
-    """Thin ``model`` (physically minimal sizes), then build its inference form.
+def export(model: HLSTMLanguageModel, formats: Mapping[str, str], thinned: bool = True) -> InferenceLM:
+    """Thin ``model`` (physically minimal sizes; ``thinned=False``: keep its widths, inactive
+    units as zero rows), then build its inference form.
 
     ``formats`` (one of "dense"/"csr" per product, e.g. from
     :func:`choose_formats`) applies to every layer.
     """
     formats = _check_formats(formats)
-    return _from_thin(_thin(model), formats)
+    return _from_thin(_thin(model) if thinned else copy.deepcopy(model).eval(), formats)
 
 
 @torch.no_grad()

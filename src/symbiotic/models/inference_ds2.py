@@ -42,6 +42,7 @@ tensors and containers that ``torch.load(..., weights_only=True)`` accepts.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Callable, Mapping
 
@@ -332,8 +333,8 @@ def _from_thin(model: DeepSpeech2, formats: dict[str, str]) -> InferenceDS2:
     )
 
 
-def export_ds2(model: DeepSpeech2, formats: Mapping[str, str]) -> InferenceDS2:
-    """Thin ``model`` (rnn="hlstm"), then build its inference form.
+def export_ds2(model: DeepSpeech2, formats: Mapping[str, str], thinned: bool = True) -> InferenceDS2:
+    """Thin ``model`` (rnn="hlstm"; ``thinned=False``: keep its widths), then build its inference form.
 
     ``formats`` (one of "dense"/"csr" for each of u_x, u_h, w) applies to both
     directions of every layer.
@@ -343,7 +344,7 @@ def export_ds2(model: DeepSpeech2, formats: Mapping[str, str]) -> InferenceDS2:
         kind = model.rnn if isinstance(model, DeepSpeech2) else type(model).__name__
         raise UserError(f"export_ds2 takes an H-LSTM DeepSpeech2, got {kind!r}",
                         "export the rnn='hlstm' model (the 'lstm' baseline runs as it is)")
-    return _from_thin(thin(model).eval(), formats)
+    return _from_thin(thin(model).eval() if thinned else copy.deepcopy(model).eval(), formats)
 
 
 # ---- serialisation ----------------------------------------------------------------------------

@@ -168,10 +168,10 @@ class AN4Task:
 
     # ---- inference and latency -------------------------------------------------------------
     # The export module is imported where it is used: the training steps never need it.
-    def export(self, model: nn.Module, formats: dict[str, str]) -> nn.Module:
+    def export(self, model: nn.Module, formats: dict[str, str], thinned: bool = True) -> nn.Module:
         from symbiotic.models.inference_ds2 import export_ds2
 
-        return export_ds2(model, formats)
+        return export_ds2(model, formats, thinned)
 
     def inference_state(self, exported: nn.Module) -> dict:
         from symbiotic.models.inference_ds2 import inference_state_ds2

@@ -157,8 +157,8 @@ class PTBTask:
 
 
     # ---- inference and latency -------------------------------------------------------------
-    def export(self, model: nn.Module, formats: dict[str, str]) -> nn.Module:
-        return inference.export(model, formats)
+    def export(self, model: nn.Module, formats: dict[str, str], thinned: bool = True) -> nn.Module:
+        return inference.export(model, formats, thinned)
 
     def inference_state(self, exported: nn.Module) -> dict:
         return inference.inference_state(exported)
