@@ -55,12 +55,30 @@ def test_unit_scores_hand_computed():
         for name, p in model.named_parameters():
             p.fill_(values[name])
         model.layers[0].mask_u_x[1, 0] = 0  # gate neuron 1 <- embed dim 0
+    # rule "all": every tensor the unit touches
     # embed e: embedding column 2*|1| + u_x column 4*|2| = 10; dim 0 loses one u_x entry -> 8
-    assert torch.equal(unit_scores(model, "embed"), torch.tensor([8.0, 10.0]))
+    assert torch.equal(unit_scores(model, "embed", "all"), torch.tensor([8.0, 10.0]))
     # hidden j: w[:, j, :] 4*5 + w_b[:, j] 4*6 + u_h[:, j] 4*3 + decoder_w[:, j] 2*7 = 70
-    assert torch.equal(unit_scores(model, "hidden.0"), torch.tensor([70.0, 70.0]))
+    assert torch.equal(unit_scores(model, "hidden.0", "all"), torch.tensor([70.0, 70.0]))
     # gate n: u_x row 2*2 + u_h row 2*3 + u_b 4 + w[k, :, g] 2*5 = 24; neuron 1 loses 2 -> 22
-    assert torch.equal(unit_scores(model, "gate.0"), torch.tensor([24.0, 22.0, 24.0, 24.0]))
+    assert torch.equal(unit_scores(model, "gate.0", "all"), torch.tensor([24.0, 22.0, 24.0, 24.0]))
+
+
+def test_unit_scores_by_default_sum_only_the_control_gate_matrices():
+    """The paper's Algorithm 1: embedding, decoder and biases do not rank units."""
+    model = _model(vocab=2, embed=2, hidden=(2,), gate_hidden=(1,))
+    values = {"embedding.weight": 1, "layers.0.u_x": 2, "layers.0.u_h": -3, "layers.0.u_b": 4,
+              "layers.0.w": 5, "layers.0.w_b": -6, "decoder_w": 7, "decoder_b": 8}  # fmt: skip
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.fill_(values[name])
+        model.layers[0].mask_u_x[1, 0] = 0
+    # embed e: u_x column 4*|2| = 8; dim 0 loses one entry -> 6
+    assert torch.equal(unit_scores(model, "embed"), torch.tensor([6.0, 8.0]))
+    # hidden j: w[:, j, :] 4*5 + u_h[:, j] 4*3 = 32
+    assert torch.equal(unit_scores(model, "hidden.0"), torch.tensor([32.0, 32.0]))
+    # gate n: u_x row 2*2 + u_h row 2*3 + w[k, :, g] 2*5 = 20; neuron 1 loses 2 -> 18
+    assert torch.equal(unit_scores(model, "gate.0"), torch.tensor([20.0, 18.0, 20.0, 20.0]))
 
 
 def test_remove_gate_unit_zeroes_its_rows_and_w_column():

@@ -4,7 +4,8 @@ Rows and columns are pruned as whole units (an embedding dimension, a hidden
 unit, a gate-hidden neuron): removing a unit deletes every row and column that
 touches it, in all four gates and on the recurrent path, so the result thins
 into a physically smaller dense model. Units are ranked by the sum of |w| over
-their rows and columns; gate-hidden neurons are removed in equal numbers from
+their rows and columns in the control-gate matrices (``score: all`` adds every other
+tensor a unit touches); gate-hidden neurons are removed in equal numbers from
 each gate so that the four gates keep one width.
 """
 
@@ -16,7 +17,7 @@ from symbiotic.config import ranged
 from symbiotic.flow.common import prune_with_rollback, seed_everything
 from symbiotic.models.hlstm import GATES
 from symbiotic.sparsity.pruning import count_for_ratio, smallest_units, smallest_units_per_group
-from symbiotic.sparsity.units import active_units, dims, remove_units, unit_keys, unit_scores
+from symbiotic.sparsity.units import SCORE_RULES, active_units, dims, remove_units, unit_keys, unit_scores
 from symbiotic.training.loop import Trainer
 from symbiotic.training.resume import Resume
 from symbiotic.training.schedule import HalvingSchedule, Threshold
@@ -32,6 +33,9 @@ class PruneRowsConfig:
     retrain_epochs: int = ranged(1, lo=0, hi=1000)
     max_iterations: int = ranged(8, lo=0, hi=10000)  # budget: the stage always terminates
     kinds: tuple[str, ...] = ranged(KINDS, choices=None)
+    # what ranks units: "control" sums |w| over the control-gate matrices (the paper's Algorithm 1),
+    # "all" over every tensor a unit touches (embedding and decoder dominate there)
+    score: str = ranged("control", choices=SCORE_RULES)
 
     def __post_init__(self):
         unknown = set(self.kinds) - set(KINDS)
@@ -41,9 +45,9 @@ class PruneRowsConfig:
             raise UserError(f"prune_rows kinds has {sorted(unknown)[0]!r}", f"use some of: {', '.join(KINDS)}")
 
 
-def _remove_smallest(model, key: str, phase: str, ratio: float) -> int:
+def _remove_smallest(model, key: str, phase: str, ratio: float, rule: str = "control") -> int:
     """Remove the smallest-|w| units of ``key`` (per gate for gate neurons); returns the count."""
-    scores, active = unit_scores(model, key), active_units(model, key)
+    scores, active = unit_scores(model, key, rule), active_units(model, key)
     if key.startswith("gate."):
         per_gate = int(active.view(GATES, -1).sum(1).min())
         count = 1 if phase == "single" else max(1, count_for_ratio(ratio, per_gate))
@@ -73,7 +77,7 @@ def prune_rows(task, model, trainer: Trainer, cfg: PruneRowsConfig, threshold: T
             return None
         record = {"phase": schedule.phase, "ratio": schedule.ratio}
         for key in keys:
-            record[f"removed_{key}"] = _remove_smallest(model, key, schedule.phase, schedule.ratio)
+            record[f"removed_{key}"] = _remove_smallest(model, key, schedule.phase, schedule.ratio, cfg.score)
         record.update({f"dim_{k}": v for k, v in dims(model).items()})
         return record
 

@@ -40,6 +40,7 @@ __all__ = [
     "per_unit",
 ]
 
+SCORE_RULES = ("control", "all")  # what unit_scores sums: control-gate matrices (the paper) or every tensor
 End = tuple[str, tuple[int, ...]]  # (unit key, axes of the tensor that index its units, ascending)
 
 
@@ -51,6 +52,7 @@ class Link:
     dst: End | None
     src: End | None
     buffer: bool = False  # a running statistic: resized with its unit, never scored or pruned
+    control: bool = False  # a control-gate matrix (u_x, u_h, w): what the paper's Algorithm 1 scores
 
 
 @dataclass(frozen=True)
@@ -61,15 +63,16 @@ class Touch:
     axes: tuple[int, ...]
     other: End | None
     outgoing: bool
+    control: bool = False
 
 
 def hlstm_links(prefix: str, input_key: str | None, gate: str, hidden: str) -> list[Link]:
     """The five parameters of one HLSTMLayer at ``prefix``; ``input_key`` None: its input is no unit."""
     return [
-        Link(prefix + "u_x", (gate, (0,)), None if input_key is None else (input_key, (1,))),  # (4G, I)
-        Link(prefix + "u_h", (gate, (0,)), (hidden, (1,))),  # (4G, H)
+        Link(prefix + "u_x", (gate, (0,)), None if input_key is None else (input_key, (1,)), control=True),  # (4G, I)
+        Link(prefix + "u_h", (gate, (0,)), (hidden, (1,)), control=True),  # (4G, H)
         Link(prefix + "u_b", (gate, (0,)), None),  # (4G,)
-        Link(prefix + "w", (hidden, (1,)), (gate, (0, 2))),  # (4, H, G): axes 0,2 flatten to k*G+g
+        Link(prefix + "w", (hidden, (1,)), (gate, (0, 2)), control=True),  # (4, H, G): axes 0,2 flatten to k*G+g
         Link(prefix + "w_b", (hidden, (1,)), None),  # (4, H)
     ]
 
@@ -108,9 +111,9 @@ def touches(model: nn.Module, key: str) -> list[Touch]:
         if link.buffer:
             continue
         if link.dst is not None and link.dst[0] == key:
-            out.append(Touch(link.name, link.dst[1], link.src, outgoing=False))
+            out.append(Touch(link.name, link.dst[1], link.src, outgoing=False, control=link.control))
         if link.src is not None and link.src[0] == key:
-            out.append(Touch(link.name, link.src[1], link.dst, outgoing=True))
+            out.append(Touch(link.name, link.src[1], link.dst, outgoing=True, control=link.control))
     if not out:
         raise KeyError(f"unknown unit key {key!r}; the model has {unit_keys(model)}")
     return out
@@ -153,19 +156,24 @@ def _selection(model: nn.Module, key: str, index) -> Tensor:
 
 
 @torch.no_grad()
-def unit_scores(model: nn.Module, key: str) -> Tensor:
-    """Sum of |weight * mask| over every entry touching each unit, in and out, (n_units,).
+def unit_scores(model: nn.Module, key: str, rule: str = "control") -> Tensor:
+    """Sum of |weight * mask| over each unit's rows and columns, in and out, (n_units,).
 
-    Biases and embedding columns count too (unmasked, so mask = 1): they are
-    removed with the unit, so they belong to its size.
+    ``rule`` "control": over the control-gate matrices only (u_x, u_h, w of every H-LSTM
+    layer), as the paper's Algorithm 1 ranks them. "all": over every tensor the unit touches,
+    biases, embedding and decoder included (they are removed with the unit); there the
+    embedding matrix and the decoder dominate the scores of the units they touch.
     """
+    if rule not in SCORE_RULES:
+        raise ValueError(f"rule must be one of {SCORE_RULES}, got {rule!r}")
     params, masks = _tensors(model)
-    scores = None
+    scores = torch.zeros(unit_count(model, key), device=params[touches(model, key)[0].name].device)
     for t in touches(model, key):
+        if rule == "control" and not t.control:
+            continue
         w = params[t.name].detach()
         w = (w * masks[t.name] if t.name in masks else w).abs()
-        s = per_unit(w, t.axes).sum(1)
-        scores = s if scores is None else scores + s
+        scores += per_unit(w, t.axes).sum(1).to(scores)
     return scores
 
 
