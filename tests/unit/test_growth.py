@@ -10,8 +10,16 @@ def test_wakes_top_gradient_dormant_entries():
     mask = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1]])
     grad = torch.tensor([[9.0, 5, 1], [4, 9, 3], [2, 6, 9]])
     # dormant |grad|: 5 1 / 4 3 / 2 6 -> ratio 0.5 of 6 wakes 3: the 6, 5 and 4
-    new = grow_mask(grad, mask, 0.5)
+    new = grow_mask(grad, mask, 0.5, population="dormant")
     assert torch.equal(new, torch.tensor([[1.0, 1, 0], [1, 1, 0], [0, 1, 1]]))
+
+
+def test_the_papers_percentile_is_over_the_whole_matrix():
+    mask = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, 1]])
+    grad = torch.tensor([[9.0, 5, 1], [4, 9, 3], [2, 6, 9]])
+    # ratio 0.5 of all 9 entries (round half up: 5): 9 9 9 6 5; of those only 6 and 5 are dormant
+    new = grow_mask(grad, mask, 0.5)
+    assert torch.equal(new, torch.tensor([[1.0, 1, 0], [0, 1, 0], [0, 1, 1]]))
 
 
 def test_never_changes_an_active_entry():
@@ -56,7 +64,7 @@ def test_zero_gradient_is_never_woken():
 
 def test_bool_mask_keeps_dtype():
     mask = torch.tensor([True, False, False])
-    new = grow_mask(torch.tensor([0.0, 1, 2]), mask, 0.5)
+    new = grow_mask(torch.tensor([0.0, 1, 2]), mask, 0.5, population="dormant")
     # 0.5 of 2 dormant = 1: index 2 (|grad| 2)
     assert new.dtype == torch.bool
     assert new.tolist() == [True, False, True]

@@ -8,7 +8,7 @@ import torch
 
 from symbiotic.config import ranged
 from symbiotic.flow.common import recurrent_density, recurrent_masks, seed_everything
-from symbiotic.sparsity.growth import GradientAccumulator, grow_masks
+from symbiotic.sparsity.growth import POPULATIONS, GradientAccumulator, grow_masks
 from symbiotic.sparsity.masks import apply_masks, open_masks, random_masks
 from symbiotic.training.loop import Trainer
 from symbiotic.training.resume import Resume
@@ -21,6 +21,8 @@ class GrowConfig:
     growth_epochs: int = ranged(8, lo=0)  # growth points: one before each of the first epochs
     epochs: int = ranged(6, lo=1, hi=10000)  # total training epochs of the step
     scope: str = ranged("per_matrix", choices=("per_matrix", "global"))
+    # the growth percentile: over the whole matrix's gradient (the paper) or its dormant entries only
+    percentile_over: str = ranged("matrix", choices=POPULATIONS)
 
 
 def gradient_magnitudes(task, model, batches: int, seed: int) -> dict[str, torch.Tensor]:
@@ -41,12 +43,13 @@ def gradient_magnitudes(task, model, batches: int, seed: int) -> dict[str, torch
     return acc.mean_magnitude()
 
 
-def growth_point(task, model, ratio: float, batches: int, seed: int, scope: str) -> int:
+def growth_point(task, model, ratio: float, batches: int, seed: int, scope: str,
+                 population: str = "matrix") -> int:
     """Wake the dormant connections with the largest gradient; returns how many woke."""
     pairs = recurrent_masks(model)
     before = {n: m.clone() for n, (_, m) in pairs.items()}
     grads = gradient_magnitudes(task, model, batches, seed)
-    after = grow_masks(grads, before, ratio, scope=scope)
+    after = grow_masks(grads, before, ratio, scope=scope, population=population)
     with torch.no_grad():
         for n, (_, mask) in pairs.items():
             mask.copy_(after[n])
@@ -69,7 +72,8 @@ def grow(task, spec: dict, cfg: GrowConfig, resume: Resume):
     while trainer.epochs_done < cfg.epochs:
         epoch = trainer.epochs_done
         if epoch < cfg.growth_epochs and cfg.growth_ratio > 0:
-            woken = growth_point(task, model, cfg.growth_ratio, task.cfg.grad_batches, epoch, cfg.scope)
+            woken = growth_point(task, model, cfg.growth_ratio, task.cfg.grad_batches, epoch, cfg.scope,
+                                 cfg.percentile_over)
             log.append({"epoch": epoch, "event": "growth", "density": recurrent_density(model),
                         "woken": woken})
         trainer.epoch(tag="grow")

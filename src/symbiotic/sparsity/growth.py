@@ -21,20 +21,11 @@ from torch import Tensor
 
 from symbiotic.sparsity.pruning import count_for_ratio, select_extreme
 
-__all__ = ["grow_mask", "grow_masks", "GradientAccumulator"]
+__all__ = ["POPULATIONS", "grow_mask", "grow_masks", "GradientAccumulator"]
 
 
 def _dormant(mask: Tensor) -> Tensor:
     return mask == 0
-
-
-def _candidates(grad_mag: Tensor, mask: Tensor) -> Tensor:
-    """Dormant entries that may be woken: a zero (or NaN) gradient never is.
-
-    A zero gradient gives no evidence that the connection helps, so waking it
-    would only add cost; NaN fails ``> 0`` and is excluded the same way.
-    """
-    return _dormant(mask) & (grad_mag.detach().abs() > 0)
 
 
 def _with_set(mask: Tensor, flat_idx: Tensor) -> Tensor:
@@ -43,21 +34,38 @@ def _with_set(mask: Tensor, flat_idx: Tensor) -> Tensor:
     return out
 
 
-def grow_mask(grad_mag: Tensor, mask: Tensor, ratio: float) -> Tensor:
-    """New mask waking the top ``ratio`` fraction of dormant entries by |gradient|.
+POPULATIONS = ("matrix", "dormant")  # what the growth percentile is taken over
 
-    ``k = count_for_ratio(ratio, n_dormant)`` where ``n_dormant`` counts ALL
-    dormant entries (the percentile is over the dormant population); the ``k``
-    with the largest gradient magnitude are woken, ties to the lower flat
-    index. Entries with zero gradient are never woken, so fewer than ``k``
-    wake when fewer than ``k`` dormant entries have a nonzero gradient.
+
+def _chosen(scores: Tensor, dormant: Tensor, ratio: float, population: str) -> Tensor:
+    """Flat indices to wake among flat ``scores`` (|gradient|) and ``dormant`` (bool).
+
+    ``"matrix"`` (the paper): an entry wakes when its gradient reaches the
+    (100(1 - ratio))th percentile of ALL entries' gradients, i.e. it is among
+    the top ``ratio`` share of the whole matrix; active entries in that share
+    simply stay active, so fewer than ``ratio`` of the matrix wakes.
+    ``"dormant"``: the top ``ratio`` share of the dormant entries wakes.
+    A zero (or NaN) gradient never wakes: it gives no evidence that the
+    connection helps. Ties go to the lower flat index.
     """
+    if population not in POPULATIONS:
+        raise ValueError(f"population must be one of {POPULATIONS}, got {population!r}")
+    live = scores > 0
+    if population == "matrix":
+        k = min(count_for_ratio(ratio, scores.numel()), int(live.sum().item()))
+        top = select_extreme(scores, live, k, largest=True)
+        return top[dormant[top]]
+    cand = dormant & live
+    k = min(count_for_ratio(ratio, int(dormant.sum().item())), int(cand.sum().item()))
+    return select_extreme(scores, cand, k, largest=True)
+
+
+def grow_mask(grad_mag: Tensor, mask: Tensor, ratio: float, population: str = "matrix") -> Tensor:
+    """New mask waking dormant entries by |gradient| (see :func:`_chosen` for ``population``)."""
     if grad_mag.shape != mask.shape:
         raise ValueError(f"gradient {tuple(grad_mag.shape)} and mask {tuple(mask.shape)} differ in shape")
-    k = count_for_ratio(ratio, int(_dormant(mask).sum().item()))
-    cand = _candidates(grad_mag, mask)
-    k = min(k, int(cand.sum().item()))
-    return _with_set(mask, select_extreme(grad_mag.abs(), cand, k, largest=True))
+    flat = grad_mag.detach().abs().reshape(-1).to(torch.float64)
+    return _with_set(mask, _chosen(flat, _dormant(mask).reshape(-1), ratio, population))
 
 
 def grow_masks(
@@ -65,19 +73,20 @@ def grow_masks(
     masks: dict[str, Tensor],
     ratio: float,
     scope: str = "global",
+    population: str = "matrix",
 ) -> dict[str, Tensor]:
     """Grow several matrices; returns a new mask for every key of ``masks``.
 
-    ``"global"`` ranks the dormant entries of all matrices together (one
+    ``"global"`` ranks the entries of all matrices together (one
     percentile), so connections go where the gradient is largest, whichever
     matrix that is; ties across matrices go to the matrix that comes first in
-    ``masks``. ``"per_matrix"`` wakes the same share of each matrix.
+    ``masks``. ``"per_matrix"`` takes the percentile within each matrix.
     """
     missing = [name for name in masks if name not in grads]
     if missing:
         raise ValueError(f"no gradient for masked tensor(s): {', '.join(missing)}")
     if scope == "per_matrix":
-        return {name: grow_mask(grads[name], mask, ratio) for name, mask in masks.items()}
+        return {name: grow_mask(grads[name], mask, ratio, population) for name, mask in masks.items()}
     if scope != "global":
         raise ValueError(f"scope must be 'global' or 'per_matrix', got {scope!r}")
     names = list(masks)
@@ -91,10 +100,8 @@ def grow_masks(
     device = masks[names[0]].device
     scores = torch.cat([grads[n].detach().abs().reshape(-1).to(device, torch.float64) for n in names])
     dormant = torch.cat([_dormant(masks[n]).reshape(-1).to(device) for n in names])
-    cand = dormant & (scores > 0)
-    k = min(count_for_ratio(ratio, int(dormant.sum().item())), int(cand.sum().item()))
     chosen = torch.zeros_like(dormant)
-    chosen[select_extreme(scores, cand, k, largest=True)] = True
+    chosen[_chosen(scores, dormant, ratio, population)] = True
     out, start = {}, 0
     for n in names:
         size = masks[n].numel()
