@@ -1,0 +1,117 @@
+"""dvc.yaml lists every project file each stage imports: a change to any of them reruns the stage.
+
+DVC only knows the dependencies written in dvc.yaml; one that is missing means a code change
+reruns nothing and the cache goes stale silently. Each stage's import closure within the project
+is computed from the source (every ``import``, at any depth in the file, plus the task module that
+``symbiotic.tasks`` loads by name) and compared with its deps. One-line package markers
+(``__init__.py`` holding only a docstring) are left out: they carry no code.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import ROOT
+
+SRC = ROOT / "src"
+
+
+def _module_file(name: str) -> Path | None:
+    base = SRC.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imported(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{a.name}" for a in node.names}  # a submodule, if it is one
+    return names
+
+
+def _carries_code(path: Path) -> bool:
+    body = ast.parse(path.read_text()).body
+    return not (path.name == "__init__.py" and all(isinstance(n, ast.Expr) for n in body))
+
+
+def closure(script: Path, task: str | None) -> set[Path]:
+    """Every project file that running ``script`` for ``task`` may execute."""
+    todo, seen = [script], set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        names = _imported(path)
+        if path.name == "_args.py" or path.parent == ROOT / "stages":
+            local = path.parent / "_args.py"
+            if "_args" in names and local.is_file():
+                todo.append(local)
+        if path == SRC / "symbiotic" / "tasks" / "__init__.py" and task is not None:
+            names.add(f"symbiotic.tasks.{task}")  # task_module() imports it by name
+        for name in names:
+            parts = name.split(".")
+            if parts[0] != "symbiotic":
+                continue
+            for i in range(1, len(parts) + 1):  # importing a.b.c runs a, a.b and a.b.c
+                found = _module_file(".".join(parts[:i]))
+                if found is not None:
+                    todo.append(found)
+    return {p for p in seen if _carries_code(p)}
+
+
+def _expand(value, key: str, item: dict):
+    if isinstance(value, str):
+        value = value.replace("${key}", key)
+        return re.sub(r"\$\{item\.(\w+)\}", lambda m: str(item[m.group(1)]), value)
+    if isinstance(value, list):
+        return [_expand(v, key, item) for v in value]
+    if isinstance(value, dict):
+        return {_expand(k, key, item): _expand(v, key, item) for k, v in value.items()}
+    return value
+
+
+def _stages() -> list[tuple[str, str | None, dict]]:
+    doc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    out = []
+    for name, stage in doc["stages"].items():
+        if "foreach" in stage:
+            for key, item in stage["foreach"].items():
+                out.append((f"{name}@{key}", key, _expand(stage["do"], key, item)))
+        else:
+            out.append((name, name.split("_", 1)[1] if "_" in name else None, stage))
+    return out
+
+
+def _covered(path: Path, deps: list[str]) -> bool:
+    rel = path.relative_to(ROOT)
+    return any(rel == Path(d) or Path(d) in rel.parents for d in deps)
+
+
+STAGES = _stages()
+
+
+@pytest.mark.parametrize("name,task,stage", STAGES, ids=[s[0] for s in STAGES])
+def test_dvc_yaml_lists_every_file_the_stage_imports(name, task, stage):
+    script = ROOT / re.search(r"python (stages/\S+\.py)", stage["cmd"]).group(1)
+    deps = [d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
+    missing = sorted(str(p.relative_to(ROOT)) for p in closure(script, task) if not _covered(p, deps))
+    assert not missing, f"dvc.yaml stage {name} imports but does not list: {', '.join(missing)}"
+
+
+def test_the_closure_follows_imports_inside_functions_and_the_task_registry():
+    found = closure(ROOT / "stages" / "grow_lhp.py", "an4")
+    rel = {str(p.relative_to(ROOT)) for p in found}
+    assert "src/symbiotic/tasks/an4.py" in rel and "src/symbiotic/tasks/ptb.py" not in rel
+    assert "src/symbiotic/models/inference_ds2.py" in rel  # imported inside AN4Task.export
