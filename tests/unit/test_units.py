@@ -47,14 +47,20 @@ def test_layout_covers_every_parameter_once():
     assert sorted(link.name for link in layout(model)) == sorted(n for n, _ in model.named_parameters())
 
 
-def test_unit_scores_hand_computed():
+def _filled_model():
+    """Every tensor filled with one value, and gate neuron 1 cut from embed dim 0."""
     model = _model(vocab=2, embed=2, hidden=(2,), gate_hidden=(1,))
     values = {"embedding.weight": 1, "layers.0.u_x": 2, "layers.0.u_h": -3, "layers.0.u_b": 4,
               "layers.0.w": 5, "layers.0.w_b": -6, "decoder_w": 7, "decoder_b": 8}  # fmt: skip
     with torch.no_grad():
         for name, p in model.named_parameters():
             p.fill_(values[name])
-        model.layers[0].mask_u_x[1, 0] = 0  # gate neuron 1 <- embed dim 0
+        model.layers[0].mask_u_x[1, 0] = 0
+    return model
+
+
+def test_unit_scores_hand_computed():
+    model = _filled_model()
     # rule "all": every tensor the unit touches
     # embed e: embedding column 2*|1| + u_x column 4*|2| = 10; dim 0 loses one u_x entry -> 8
     assert torch.equal(unit_scores(model, "embed", "all"), torch.tensor([8.0, 10.0]))
@@ -66,13 +72,7 @@ def test_unit_scores_hand_computed():
 
 def test_unit_scores_by_default_sum_only_the_control_gate_matrices():
     """The paper's Algorithm 1: embedding, decoder and biases do not rank units."""
-    model = _model(vocab=2, embed=2, hidden=(2,), gate_hidden=(1,))
-    values = {"embedding.weight": 1, "layers.0.u_x": 2, "layers.0.u_h": -3, "layers.0.u_b": 4,
-              "layers.0.w": 5, "layers.0.w_b": -6, "decoder_w": 7, "decoder_b": 8}  # fmt: skip
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.fill_(values[name])
-        model.layers[0].mask_u_x[1, 0] = 0
+    model = _filled_model()
     # embed e: u_x column 4*|2| = 8; dim 0 loses one entry -> 6
     assert torch.equal(unit_scores(model, "embed"), torch.tensor([6.0, 8.0]))
     # hidden j: w[:, j, :] 4*5 + u_h[:, j] 4*3 = 32
