@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from symbiotic.config import build, load_params, section
-from symbiotic.flow.common import recurrent_masks, seed_everything
+from symbiotic.config import load_params
+from symbiotic.flow.common import seed_everything
 from symbiotic.flow.grow import GrowConfig, gradient_magnitudes
+from symbiotic.flow.stage import Context
 from symbiotic.sparsity.growth import grow_masks
-from symbiotic.sparsity.masks import random_masks
-from symbiotic.tasks import task_class, task_module
+from symbiotic.sparsity.masks import random_masks, recurrent_masks
 
 
 def _chosen(grads, masks, cfg: GrowConfig, population: str) -> dict[str, torch.Tensor]:
@@ -51,13 +50,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     args = p.parse_args()
     params = load_params(args.params)
-    mod = task_module(args.task)
-    cfg_train = build(mod.TrainConfig, section(params, f"train.{args.task}"), f"train.{args.task}")
-    task = task_class(args.task)(Path("data/prepared") / args.task, cfg_train)
-    cfg = build(GrowConfig, section(params, f"grow.{args.task}"), f"grow.{args.task}")
-    spec = build(mod.ModelSpec, section(params, f"model.{args.task}"), f"model.{args.task}")
-    gen = seed_everything(cfg_train.seed)
-    model = task.new_model(asdict(spec))
+    ctx = Context("benchmark", args.task, params, Path("data/prepared") / args.task, None)
+    task = ctx.task()
+    cfg = ctx.cfg(GrowConfig, "grow")
+    gen = seed_everything(task.cfg.seed)
+    model = task.new_model(ctx.model_spec())
     random_masks(model.layers, cfg.seed_density, gen)
     masks = {n: m.clone() for n, (_, m) in recurrent_masks(model).items()}
     rows = []

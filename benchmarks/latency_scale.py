@@ -20,8 +20,9 @@ import torch
 
 from symbiotic.flow.latency import side_by_side
 from symbiotic.hardware.measure import default_threads, fingerprint, resolve_device
-from symbiotic.models.inference import export
 from symbiotic.models.lm import HLSTMLanguageModel, LMConfig, StackedLMConfig, StackedLSTMLanguageModel
+from symbiotic.runtime.formats import every
+from symbiotic.runtime.lm import export
 from symbiotic.sparsity.masks import random_masks
 from symbiotic.tasks.ptb import PTBTask
 
@@ -33,8 +34,8 @@ def models_at(width: int, embed: int, sparsity: float, seed: int):
     baseline = StackedLSTMLanguageModel(StackedLMConfig(vocab=VOCAB, embed=embed, hidden=width, layers=2)).eval()
     hlstm = HLSTMLanguageModel(LMConfig(vocab=VOCAB, embed=embed, hidden=(width,), gate_hidden=(width,)))
     random_masks(hlstm.layers, 1.0 - sparsity, torch.Generator().manual_seed(seed))
-    dense = export(hlstm, {"u_x": "dense", "u_h": "dense", "w": "dense"}).eval()
-    csr = export(hlstm, {"u_x": "csr", "u_h": "csr", "w": "csr"}).eval()
+    dense = export(hlstm, every("dense")).eval()
+    csr = export(hlstm, every("csr")).eval()
     return {"nn.LSTM 2 layers": baseline, "H-LSTM dense": dense, "H-LSTM CSR": csr}
 
 

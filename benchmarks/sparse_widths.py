@@ -13,15 +13,15 @@ import argparse
 import json
 from pathlib import Path
 
-from symbiotic.config import build, load_params, section
+from symbiotic.config import load_params
 from symbiotic.flow.evaluate import EvaluateConfig
 from symbiotic.flow.grow_lhp import at_sparsity
 from symbiotic.flow.latency import side_by_side
+from symbiotic.flow.stage import Context, load_step
 from symbiotic.hardware.measure import default_threads, resolve_device
-from symbiotic.tasks import task_class, task_module
-from symbiotic.training import checkpoint
+from symbiotic.runtime.formats import every
 
-CSR = {"u_x": "csr", "u_h": "csr", "w": "csr"}
+CSR = every("csr")
 
 
 def main() -> None:
@@ -34,14 +34,13 @@ def main() -> None:
     args = p.parse_args()
     params = load_params(args.params)
     device = resolve_device(params.get("device"))
-    where = f"train.{args.task}"
-    task = task_class(args.task)(Path("data/prepared") / args.task,
-                                 build(task_module(args.task).TrainConfig, section(params, where), where))
-    shape = build(EvaluateConfig, section(params, f"evaluate.{args.task}"), f"evaluate.{args.task}")
+    ctx = Context("benchmark", args.task, params, Path("data/prepared") / args.task, None)
+    task = ctx.task()
+    shape = ctx.cfg(EvaluateConfig, "evaluate")
     models = Path("models") / args.task
     inputs = tuple(t.to(device) for t in task.latency_inputs(shape.batch, shape.seq_len))
     def load(name: str):
-        return task.model_from_checkpoint(checkpoint.load(models / f"{name}.pt")).eval()
+        return load_step(task, models / f"{name}.pt").model.eval()
 
     calls = {"baseline": task.latency_call(load("baseline").to(device), inputs, "recurrent")}
     widths = {}

@@ -19,13 +19,12 @@ import json
 from pathlib import Path
 
 from symbiotic import io
-from symbiotic.config import build, load_params, section
+from symbiotic.config import load_params
 from symbiotic.flow.evaluate import EvaluateConfig
 from symbiotic.flow.latency import side_by_side
+from symbiotic.flow.stage import Context, load_step
 from symbiotic.hardware.measure import default_threads, fingerprint, resolve_device
 from symbiotic.models.counting import count_parameters
-from symbiotic.tasks import task_class, task_module
-from symbiotic.training import checkpoint
 
 TARGETS = {"ptb": {"compression": 10.0, "speedup": 2.0}, "an4": {"compression": 7.0, "speedup": 1.5}}
 
@@ -41,12 +40,11 @@ def main() -> None:
     params = load_params(args.params)
     device = resolve_device(params.get("device"))
     models = args.models or Path("models") / args.task
-    where = f"train.{args.task}"
-    train_cfg = build(task_module(args.task).TrainConfig, section(params, where), where)
-    task = task_class(args.task)(Path("data/prepared") / args.task, train_cfg)
-    shape = build(EvaluateConfig, section(params, f"evaluate.{args.task}"), f"evaluate.{args.task}")
-    baseline = task.model_from_checkpoint(checkpoint.load(models / "baseline.pt")).eval()
-    final = task.model_from_checkpoint(checkpoint.load(models / "final.pt")).eval()
+    ctx = Context("benchmark", args.task, params, Path("data/prepared") / args.task, None)
+    task = ctx.task()
+    shape = ctx.cfg(EvaluateConfig, "evaluate")
+    baseline = load_step(task, models / "baseline.pt").model.eval()
+    final = load_step(task, models / "final.pt").model.eval()
     exported = task.load_inference(io.load_tensors(models / "final_export.pt")).eval()
     threads = default_threads()
     inputs = tuple(t.to(device) for t in task.latency_inputs(shape.batch, shape.seq_len))

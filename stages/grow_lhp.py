@@ -4,12 +4,10 @@ from pathlib import Path
 
 from symbiotic.cli import run
 from symbiotic.config import load_params
-from symbiotic.flow.grow_lhp import (GrowLHPConfig, compare_sparse, confirm, decide, grow_to, lhp_targets,
-                                     load_profile)
-from symbiotic.flow.stage import Context, score_line, write
+from symbiotic.flow.grow_lhp import GrowLHPConfig, grow_lhp
+from symbiotic.flow.stage import Context, load_step, score_line, write
 from symbiotic.hardware.measure import default_threads, resolve_device
-from symbiotic.training import checkpoint
-from symbiotic.training.loop import Trainer
+from symbiotic.hardware.report import load_profile
 
 from _args import training_parser
 
@@ -25,42 +23,12 @@ def main(argv=None):
     cfg = ctx.cfg(GrowLHPConfig, "grow_lhp")
     device = resolve_device(params.get("device"))
     profile, latency = load_profile(args.profile)
-    decision = decide(cfg, profile)
     task = ctx.task()
-    threads = default_threads()
-    extra = {"decision": decision}
-    source, ckpt, model = _load(task, args.input)
-    full = _load(task, args.fallback)
-    if decision["mode"] == "sparse":
-        keep = "full"
-        if full[2].widths() != model.widths():  # row pruning removed something: time both
-            extra["compare"] = compare_sparse(task, full[2], model, profile.get("sparse_crossover", {}),
-                                              cfg.reachable_sparsity, device, threads, cfg.confirm_rounds,
-                                              profile["seq_len"], profile["batch"])
-            keep = extra["compare"]["faster"] if cfg.sparse_widths == "faster" else "full"
-        if keep == "full":
-            source, ckpt, model = full
-    extra["source"] = str(source)
-    trainer = Trainer(task, model, task.cfg, lr=ckpt["meta"].get("lr"))
-    if decision["mode"] == "dense":
-        targets = lhp_targets(latency, model.widths(), task.profile_dims, full[2].widths(), cfg.lhp_choice)
-        target = {key: t["candidate"] for key, t in targets.items()}
-        check = confirm(task, model, target, device, threads, cfg.confirm_rounds,
-                        profile["seq_len"], profile["batch"])
-        extra.update({"targets": targets, "confirm": check})
-        if check["keep"] == "candidate" and any(w != model.widths()[k] for k, w in target.items()):
-            model = grow_to(task, model, target, trainer.lr, task.cfg.seed)
-            trainer = Trainer(task, model, task.cfg, lr=trainer.lr)
-            for _ in range(cfg.retrain_epochs):
-                trainer.epoch(tag="grow_lhp")
+    pruned, full = load_step(task, args.input), load_step(task, args.fallback)
+    model, trainer, extra = grow_lhp(task, cfg, profile, latency, pruned, full, device, default_threads())
     result = write(ctx, task, model, trainer, args.model, args.metrics, args.history, extra)
-    print(f"grow_lhp {args.task}: mode {decision['mode']} ({decision['reason']}); "
-          f"widths {model.widths()} from {source}, {score_line(task, result)}")
-
-
-def _load(task, path: Path):
-    ckpt = checkpoint.load(path)
-    return path, ckpt, task.model_from_checkpoint(ckpt, str(path))
+    print(f"grow_lhp {args.task}: mode {extra['decision']['mode']} ({extra['decision']['reason']}); "
+          f"widths {model.widths()} from {extra['source']}, {score_line(task, result)}")
 
 
 if __name__ == "__main__":

@@ -5,10 +5,9 @@ from pathlib import Path
 from symbiotic.cli import run
 from symbiotic.config import load_params
 from symbiotic.flow.prune_rows import PruneRowsConfig, prune_rows
-from symbiotic.flow.stage import Context, score_line, threshold_from, write
+from symbiotic.flow.stage import Context, load_step, score_line, threshold_from, write
 from symbiotic.sparsity.thinning import thin
 from symbiotic.sparsity.units import dims
-from symbiotic.training import checkpoint
 from symbiotic.training.loop import Trainer
 
 from _args import training_parser
@@ -24,10 +23,10 @@ def main(argv=None):
     threshold, tcfg = threshold_from(ctx, args.baseline)
     cfg = ctx.cfg(PruneRowsConfig, "prune_rows")
     task = ctx.task()
-    ckpt = checkpoint.load(args.input)
-    model = task.model_from_checkpoint(ckpt, str(args.input))
+    start = load_step(task, args.input)
+    model = start.model
     before = dims(model)
-    trainer = Trainer(task, model, task.cfg, lr=ckpt["meta"].get("lr"))
+    trainer = Trainer(task, model, task.cfg, lr=start.lr)
     resume = ctx.resume(["train", "prune_rows", "threshold"], [args.input, args.baseline])
     log = prune_rows(task, model, trainer, cfg, threshold, tcfg.split, resume)
     after = dims(model)

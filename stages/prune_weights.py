@@ -5,12 +5,10 @@ from pathlib import Path
 from symbiotic import io
 from symbiotic.cli import run
 from symbiotic.config import load_params
-from symbiotic.flow.grow_lhp import load_profile
-from symbiotic.flow.prune_weights import PruneWeightsConfig, export_widths, prune_weights
-from symbiotic.flow.stage import Context, score_line, threshold_from, write
+from symbiotic.flow.prune_weights import PruneWeightsConfig, prune_weights, ship
+from symbiotic.flow.stage import Context, load_step, score_line, threshold_from, write
 from symbiotic.hardware.measure import default_threads, resolve_device
-from symbiotic.models.inference import choose_formats
-from symbiotic.training import checkpoint
+from symbiotic.hardware.report import load_profile
 from symbiotic.training.loop import Trainer
 
 from _args import training_parser
@@ -31,18 +29,17 @@ def main(argv=None):
     device = resolve_device(params.get("device"))  # the export targets it: fail early if it is absent
     profile, _ = load_profile(args.profile)
     task = ctx.task()
-    ckpt = checkpoint.load(args.input)
-    model = task.model_from_checkpoint(ckpt, str(args.input))
-    trainer = Trainer(task, model, task.cfg, lr=ckpt["meta"].get("lr"))
+    start = load_step(task, args.input)
+    model = start.model
+    trainer = Trainer(task, model, task.cfg, lr=start.lr)
     resume = ctx.resume(["train", "prune_weights", "threshold"], [args.input, args.baseline])
     log = prune_weights(task, model, trainer, cfg, threshold, tcfg.split, resume)
 
-    formats = choose_formats(model, profile.get("sparse_crossover", {}))
-    exported, widths = export_widths(task, model, formats, device, default_threads(), cfg.confirm_rounds,
-                                     profile["seq_len"], profile["batch"])
+    exported, shipped = ship(task, model, profile, cfg, device, default_threads())
     io.save_tensors(task.inference_state(exported), args.export)
     extra = {"threshold": threshold.bound, "iterations": len(log),
-             "accepted": sum(r["accepted"] for r in log), "formats": formats, "widths": widths}
+             "accepted": sum(r["accepted"] for r in log), **shipped}
+    formats, widths = shipped["formats"], shipped["widths"]
     result = write(ctx, task, model, trainer, args.model, args.metrics, args.history, extra, log, args.log)
     resume.finish()
     print(f"prune_weights {args.task}: density {result['recurrent_density']:.3f}, formats {formats}, "

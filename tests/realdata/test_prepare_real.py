@@ -1,7 +1,5 @@
 """Both prepare stages on the real datasets (SYMBIOTIC_DATA), with the exact canonical counts."""
 
-from pathlib import Path
-
 import pandas as pd
 
 from helpers import ROOT

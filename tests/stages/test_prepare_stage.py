@@ -79,8 +79,29 @@ def test_errors_are_one_line_and_write_nothing(tmp_path, tiny_ptb, kind, words):
 
 
 def test_unknown_task(tmp_path, tiny_ptb):
-    proc, out, _ = run_stage(tmp_path, "timit", tiny_ptb["params"], tiny_ptb["sums"])
-    assert proc.returncode == 2 and "unknown task 'timit'" in proc.stderr
+    proc, out, metrics = run_stage(tmp_path, "timit", tiny_ptb["params"], tiny_ptb["sums"])
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1  # the registry's one-line error
+    assert "unknown task 'timit'" in proc.stderr and "use one of: ptb, an4" in proc.stderr
+    assert not out.exists() and not metrics.exists()
+
+
+def test_preparation_comes_through_the_registry_and_loads_only_that_task(tmp_path, tiny_ptb):
+    # What dvc.yaml relies on: preparing PTB runs neither the AN4 code nor any model code.
+    params, sums = {"prepare": tiny_ptb["params"]}, str(tiny_ptb["sums"])
+    code = f"""
+import sys
+from pathlib import Path
+from symbiotic.data.prepare import prepare_task
+prepare_task("ptb", {params!r}, Path("out"), Path("m.json"), Path({sums!r}), Path("dl"))
+print(" ".join(sorted(m for m in sys.modules if m.startswith("symbiotic."))))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split())
+    assert {"symbiotic.tasks.ptb_prepare", "symbiotic.data.ptb"} <= loaded
+    assert not loaded & {"symbiotic.tasks.ptb", "symbiotic.data.an4", "symbiotic.tasks.an4_prepare"}
+    assert not any(m.startswith("symbiotic.models") for m in loaded)
+    assert (tmp_path / "out" / "vocab.txt").is_file()
 
 
 def test_truncated_audio_is_named(tmp_path, tiny_an4):

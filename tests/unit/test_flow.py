@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from helpers import tiny_prepared_ptb
-from symbiotic.flow.common import recurrent_masks
+from symbiotic.flow import grow_lhp as flow_grow_lhp
 from symbiotic.flow.grow import gradient_magnitudes, growth_point
 from symbiotic.flow.grow_lhp import GrowLHPConfig, at_sparsity, compare_sparse, decide, grow_to, lhp_targets
 from symbiotic.flow.prune_rows import PruneRowsConfig, _remove_smallest, prune_rows
-from symbiotic.sparsity.masks import random_masks
+from symbiotic.sparsity.masks import random_masks, recurrent_masks
 from symbiotic.sparsity.thinning import thin
 from symbiotic.sparsity.units import active_units, unit_scores
 from symbiotic.tasks.ptb import TrainConfig
@@ -177,3 +177,46 @@ def test_step_d_times_both_widths_when_pruning_empties_a_unit(task, model):
     assert exported.layers[0].hidden_size == record[record["shipped"]]["hidden.0"]
     x = torch.randint(0, task.vocab, (5, 2))
     assert torch.allclose(exported(x), model.eval()(x)[0], atol=1e-5)  # either export is exact
+
+
+def test_metrics_report_the_dimensions_the_task_names(task, model):
+    from symbiotic.flow.stage import describe
+
+    assert describe(task, model)["dims"] == {"embed": 6, "hidden": [8], "gate_hidden": [5]}
+    task.dims = ("hidden",)  # the task, not the stage, says which config keys are dimensions
+    assert describe(task, model)["dims"] == {"hidden": [8]}
+
+
+@pytest.fixture
+def small(model):
+    """Step (b)'s output: hidden units removed and thinned away (8 -> 5)."""
+    _remove_smallest(model, "hidden.0", "ratio", 0.4)
+    return thin(model)
+
+
+def test_a_pool_wakes_the_candidate_with_the_largest_gradient_sum(task, small, monkeypatch):
+    hidden = small.widths()["hidden.0"]
+    strong = hidden + 1  # the middle one of three candidates (pool hidden + 3)
+
+    def gradients(task, big, batches, seed):
+        grads = {n: torch.zeros_like(p) for n, p in big.named_parameters()}
+        grads["layers.0.u_h"][:, hidden:hidden + 3] = 1.0  # every candidate's column ...
+        grads["layers.0.u_h"][:, strong] = 5.0  # ... and one with the largest sum
+        return grads
+
+    monkeypatch.setattr(flow_grow_lhp, "signed_gradients", gradients)
+    target = {**small.widths(), "hidden.0": hidden + 1}
+    pool = {**small.widths(), "hidden.0": hidden + 3}
+    grown = flow_grow_lhp.grow_to(task, small, target, lr=0.1, seed=0, pool=pool)
+    assert grown.widths() == target
+    woken = grown.layers[0].u_h[:, hidden]  # the one grown column, initialised to -lr x gradient
+    assert torch.allclose(woken[woken != 0], torch.tensor(-0.5))
+    assert (woken != 0).any()
+
+
+def test_a_pool_keeps_the_model_exact_after_thinning(task, small):
+    target = {**small.widths(), "hidden.0": small.widths()["hidden.0"] + 1}
+    pool = {**small.widths(), "hidden.0": SPEC["hidden"][0]}
+    grown = flow_grow_lhp.grow_to(task, small, target, lr=1.0, seed=0, pool=pool).eval()
+    x = torch.randint(0, task.vocab, (5, 2))
+    assert torch.allclose(thin(grown).eval()(x)[0], grown(x)[0], atol=1e-5)

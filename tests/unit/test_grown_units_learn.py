@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from helpers import tiny_prepared_an4, tiny_prepared_ptb
-from symbiotic.flow.grow_lhp import _new_units, grow_to
-from symbiotic.sparsity.units import per_unit, touches
+from symbiotic.flow.grow_lhp import grow_to
+from symbiotic.sparsity.units import appended_units, per_unit, touches
 from symbiotic.tasks.an4 import AN4Task
 from symbiotic.tasks.an4 import TrainConfig as AN4Config
 from symbiotic.tasks.ptb import PTBTask
@@ -45,7 +45,7 @@ def _grow_and_train(task, model, target: dict[str, int]):
     before = {n: p.detach().clone() for n, p in big.named_parameters()}
     Trainer(task, big, task.cfg).epoch()
     after = {n: p.detach().clone() for n, p in big.named_parameters()}
-    grown = {k: _new_units(k, old[k], w) for k, w in target.items() if w > old[k]}
+    grown = {k: appended_units(big, k, old[k], w) for k, w in target.items() if w > old[k]}
     assert grown, "the test must grow something"
     return [p for k, ix in grown.items() for p in _unmoved(before, after, big, k, ix)]
 

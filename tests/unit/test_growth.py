@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from symbiotic.sparsity.growth import GradientAccumulator, grow_mask, grow_masks
+from symbiotic.sparsity.growth import GradientAccumulator, grow_mask, grow_masks, strongest_candidates
 
 
 def test_wakes_top_gradient_dormant_entries():
@@ -107,3 +107,22 @@ def test_accumulator_does_not_alias_the_added_gradient():
     acc.add({"w": g})
     g += 10  # e.g. the next backward() accumulating into .grad
     assert torch.equal(acc.mean_magnitude()["w"], torch.tensor([1.0]))
+
+
+def test_algorithm_2_wakes_the_candidates_with_the_largest_gradient_sums():
+    # one block of 6 units: 0, 1 exist; candidates 2..5 score 0.1, 0.9, 0.5, 0.7
+    scores = torch.tensor([9.0, 9.0, 0.1, 0.9, 0.5, 0.7])
+    assert strongest_candidates(scores, blocks=1, old=2, needed=2).tolist() == [3, 5]
+
+
+def test_algorithm_2_chooses_within_each_gate():
+    # two blocks of 4 (old 2): block 0's candidates score 1, 2; block 1's 5, 3; ties to the lower index
+    scores = torch.tensor([0.0, 0.0, 1.0, 2.0, 0.0, 0.0, 5.0, 3.0])
+    assert strongest_candidates(scores, blocks=2, old=2, needed=1).tolist() == [3, 6]
+    tied = torch.tensor([0.0, 0.0, 4.0, 4.0])
+    assert strongest_candidates(tied, blocks=1, old=2, needed=1).tolist() == [2]
+
+
+def test_algorithm_2_refuses_more_than_its_candidates():
+    with pytest.raises(ValueError, match="candidates"):
+        strongest_candidates(torch.zeros(4), blocks=1, old=2, needed=3)

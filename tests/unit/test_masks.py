@@ -13,6 +13,8 @@ from symbiotic.sparsity.masks import (
     masked_weights,
     open_masks,
     random_masks,
+    recurrent_density,
+    recurrent_masks,
     set_masks,
     sparsity_stats,
 )
@@ -123,6 +125,15 @@ def test_sparsity_stats_hand_counted():
     model.layers[0].mask_w.zero_()  # w (4, 4, 2): 32 entries off
     # masked entries: u_x 8*3=24, u_h 8*4=32, w 32, decoder_w 7*4=28 -> 116; active 116-32 = 84
     assert sparsity_stats(model) == {"total": 116, "active": 84, "sparsity": 1 - 84 / 116}
+
+
+def test_recurrent_masks_and_density_leave_out_the_decoder():
+    model = _model()
+    model.layers[0].mask_w.zero_()  # w (4, 4, 2): 32 entries off
+    model.mask_decoder_w.zero_()  # not recurrent: must not count
+    assert list(recurrent_masks(model)) == ["layers.0.u_x", "layers.0.u_h", "layers.0.w"]
+    # u_x 24 + u_h 32 + w 32 = 88 entries, 56 on
+    assert recurrent_density(model) == 56 / 88
 
 
 def test_get_set_masks_round_trip():

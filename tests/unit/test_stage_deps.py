@@ -2,9 +2,9 @@
 
 DVC only knows the dependencies written in dvc.yaml; one that is missing means a code change
 reruns nothing and the cache goes stale silently. Each stage's import closure within the project
-is computed from the source (every ``import``, at any depth in the file, plus the task module that
-``symbiotic.tasks`` loads by name) and compared with its deps. One-line package markers
-(``__init__.py`` holding only a docstring) are left out: they carry no code.
+is computed from the source (every ``import``, at any depth in the file, plus the task's modules
+that the registry functions of ``symbiotic.tasks`` load by name) and compared with its deps.
+One-line package markers (``__init__.py`` holding only a docstring) are left out: they carry no code.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ import yaml
 from helpers import ROOT
 
 SRC = ROOT / "src"
+# What each registry function of symbiotic/tasks/__init__.py imports by name, for a task.
+REGISTRY = {"task_module": "symbiotic.tasks.{task}", "task_class": "symbiotic.tasks.{task}",
+            "task_preparation": "symbiotic.tasks.{task}_prepare"}
 
 
 def _module_file(name: str) -> Path | None:
@@ -58,8 +61,8 @@ def closure(script: Path, task: str | None) -> set[Path]:
             local = path.parent / "_args.py"
             if "_args" in names and local.is_file():
                 todo.append(local)
-        if path == SRC / "symbiotic" / "tasks" / "__init__.py" and task is not None:
-            names.add(f"symbiotic.tasks.{task}")  # task_module() imports it by name
+        if task is not None:  # a registry function imports the task's module by name
+            names |= {m.format(task=task) for f, m in REGISTRY.items() if f"symbiotic.tasks.{f}" in names}
         for name in names:
             parts = name.split(".")
             if parts[0] != "symbiotic":
@@ -114,4 +117,11 @@ def test_the_closure_follows_imports_inside_functions_and_the_task_registry():
     found = closure(ROOT / "stages" / "grow_lhp.py", "an4")
     rel = {str(p.relative_to(ROOT)) for p in found}
     assert "src/symbiotic/tasks/an4.py" in rel and "src/symbiotic/tasks/ptb.py" not in rel
-    assert "src/symbiotic/models/inference_ds2.py" in rel  # imported inside AN4Task.export
+    assert "src/symbiotic/runtime/ds2.py" in rel  # imported inside AN4Task.export
+
+
+def test_the_prepare_stage_imports_its_own_preparation_and_no_model_code():
+    for task, other in (("ptb", "an4"), ("an4", "ptb")):
+        rel = {str(p.relative_to(ROOT)) for p in closure(ROOT / "stages" / "prepare.py", task)}
+        assert f"src/symbiotic/tasks/{task}_prepare.py" in rel and f"src/symbiotic/data/{task}.py" in rel
+        assert f"src/symbiotic/tasks/{task}.py" not in rel and f"src/symbiotic/data/{other}.py" not in rel

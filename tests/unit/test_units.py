@@ -4,10 +4,13 @@ import torch
 
 from symbiotic.models.lm import HLSTMLanguageModel, LMConfig
 from symbiotic.sparsity.units import (
+    UnitKey,
     active_units,
+    appended_units,
     dims,
     layout,
     remove_units,
+    unit_key,
     unit_keys,
     unit_scores,
     wake_units,
@@ -40,6 +43,28 @@ def _zero(expected, name, index):
 
 def test_unit_keys_in_order():
     assert unit_keys(_model()) == ["embed", "gate.0", "hidden.0", "gate.1", "hidden.1"]
+
+
+def test_gate_keys_come_in_four_blocks_and_the_others_in_one():
+    model = _model()
+    assert unit_key(model, "gate.1") == UnitKey("gate.1", blocks=4)
+    assert unit_key(model, "hidden.1").blocks == 1 and unit_key(model, "embed").blocks == 1
+
+
+def test_appended_units_of_a_gate_key_are_the_last_of_every_gate():
+    # widening G 2 -> 3: each gate k gains neuron g=2, flat index k*3 + 2
+    assert appended_units(_model(), "gate.0", 2, 3).tolist() == [2, 5, 8, 11]
+
+
+def test_appended_units_of_a_hidden_key_are_the_last_ones():
+    # widening H 3 -> 5 appends units 3 and 4
+    assert appended_units(_model(), "hidden.0", 3, 5).tolist() == [3, 4]
+
+
+def test_dims_of_a_gate_key_counts_its_widest_block():
+    model = _model(hidden=(3,), gate_hidden=(2,))
+    remove_units(model, "gate.0", torch.tensor([0, 1, 2, 4]))  # gates keep [0, 1, 1, 2] neurons
+    assert dims(model)["gate.0"] == 2  # the widest gate, not the 4 neurons left in all
 
 
 def test_layout_covers_every_parameter_once():
@@ -79,6 +104,16 @@ def test_unit_scores_by_default_sum_only_the_control_gate_matrices():
     assert torch.equal(unit_scores(model, "hidden.0"), torch.tensor([32.0, 32.0]))
     # gate n: u_x row 2*2 + u_h row 2*3 + w[k, :, g] 2*5 = 20; neuron 1 loses 2 -> 18
     assert torch.equal(unit_scores(model, "gate.0"), torch.tensor([20.0, 18.0, 20.0, 20.0]))
+
+
+def test_unit_scores_of_given_values_sum_those_instead_of_the_weights():
+    """Algorithm 2 ranks units by gradient sums: the same sums over other tensors."""
+    model = _filled_model()
+    grads = {n: torch.full_like(p, -0.5) for n, p in model.named_parameters()}
+    # hidden j: w[:, j, :] 4 entries + u_h[:, j] 4 entries, each |-0.5| = 4
+    assert torch.equal(unit_scores(model, "hidden.0", values=grads), torch.tensor([4.0, 4.0]))
+    # the masks still apply: embed dim 0 loses one u_x entry -> 1.5
+    assert torch.equal(unit_scores(model, "embed", values=grads), torch.tensor([1.5, 2.0]))
 
 
 def test_remove_gate_unit_zeroes_its_rows_and_w_column():

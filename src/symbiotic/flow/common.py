@@ -1,4 +1,4 @@
-"""What the steps share: seeding, the recurrent masks, and Algorithm 1's prune-retrain-rollback loop."""
+"""What the steps share: seeding and Algorithm 1's prune-retrain-rollback loop."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import math
 from typing import Callable
 
 import torch
-from torch import nn
 
-from symbiotic.sparsity.masks import masked_weights
 from symbiotic.training.resume import Resume
 from symbiotic.training.schedule import HalvingSchedule, Threshold
 
@@ -18,16 +16,6 @@ def seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     return torch.Generator().manual_seed(seed)
-
-
-def recurrent_masks(model: nn.Module) -> dict[str, tuple[nn.Parameter, torch.Tensor]]:
-    """The masked matrices of the recurrent layers (not the decoder): what the steps sparsify."""
-    return {name: (w, m) for name, w, m in masked_weights(model) if name.startswith("layers.")}
-
-
-def recurrent_density(model: nn.Module) -> float:
-    pairs = recurrent_masks(model).values()
-    return sum(float(m.sum()) for _, m in pairs) / sum(m.numel() for _, m in pairs)
 
 
 def prune_with_rollback(trainer, schedule: HalvingSchedule, threshold: Threshold, split: str,

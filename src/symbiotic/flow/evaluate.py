@@ -20,11 +20,13 @@ from symbiotic import io
 from symbiotic.config import ranged
 from symbiotic.flow.latency import side_by_side
 from symbiotic.models.counting import count_parameters
+from symbiotic.runtime.formats import every
+from symbiotic.tasks.base import Metric
 
 STEPS = [("baseline", "stock nn.LSTM baseline"), ("grow", "(a) weight growth"),
          ("prune_rows", "(b) row/column pruning"), ("grow_lhp", "(c) LHP growth"),
          ("final", "(d) weight pruning")]
-DENSE = {"u_x": "dense", "u_h": "dense", "w": "dense"}
+DENSE = every("dense")
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,16 @@ class EvaluateConfig:
     threads: int | None = ranged(None, lo=1)
 
 
-def _dims(model) -> str:
+def _dims(model, keys: tuple[str, ...]) -> str:
+    """The task's dimensions ``keys`` of the model, e.g. 'hidden 16/12, gate_hidden 8/8, embed 8'
+    (per-layer widths first) or '2x16, embed 8' (a stock LSTM: one width for all layers)."""
     cfg = model.config.to_dict()
-    widths = {k: cfg[k] for k in ("hidden", "gate_hidden") if isinstance(cfg.get(k), list) and any(cfg[k])}
+    widths = {k: cfg[k] for k in keys if isinstance(cfg.get(k), list) and any(cfg[k])}
     text = ", ".join(f"{k} {'/'.join(map(str, v))}" for k, v in widths.items())
-    if not widths:  # a stock LSTM: one width
+    if not widths:
         text = f"{cfg['layers']}x{cfg['hidden'] if isinstance(cfg['hidden'], int) else cfg['hidden'][0]}"
-    return text + (f", embed {cfg['embed']}" if "embed" in cfg else "")
+    shared = [k for k in keys if isinstance(cfg.get(k), int) and k not in ("hidden", "layers")]
+    return ", ".join([text] + [f"{k} {cfg[k]}" for k in shared])
 
 
 def _layers(model) -> int:
@@ -79,7 +84,7 @@ def evaluate(task, models: dict, export_state: dict, device, threads: int, cfg: 
         rec, full = timing[f"{name}/recurrent"], timing[f"{name}/full"]
         scores = {k.removeprefix("test_"): v for k, v in task.scores(model.cpu()).items() if k.startswith("test_")}
         rows.append({
-            "step": label, "model": name, "layers": _layers(model), "dimensions": _dims(model),
+            "step": label, "model": name, "layers": _layers(model), "dimensions": _dims(model, task.dims),
             "params_total_nonzero": counts["total_nonzero"], "params_recurrent_nonzero": counts["recurrent_nonzero"],
             "params_recurrent_dense": counts["recurrent_dense"], **scores,
             "latency_recurrent_ms": rec["median_s"] * 1e3,
@@ -93,22 +98,23 @@ def evaluate(task, models: dict, export_state: dict, device, threads: int, cfg: 
     return pd.DataFrame(rows)
 
 
-def summary(table: pd.DataFrame, metric: str) -> dict:
+def summary(table: pd.DataFrame, metric: Metric) -> dict:
     base = table[table["model"] == "baseline"].iloc[0]
     final = table[table["model"] == "final"].iloc[0]
+    name = metric.name
     result = {
         "compression_recurrent_x": base["params_recurrent_nonzero"] / final["params_recurrent_nonzero"],
         "compression_total_x": base["params_total_nonzero"] / final["params_total_nonzero"],
         "speedup_recurrent_x": base["latency_recurrent_ms"] / final["latency_recurrent_ms"],
         "speedup_full_x": base["latency_full_ms"] / final["latency_full_ms"],
-        f"{metric}_baseline": base[metric], f"{metric}_final": final[metric],
-        f"{metric}_change": final[metric] - base[metric],
-        f"{metric}_no_worse": bool(final[metric] <= base[metric]),
+        f"{name}_baseline": base[name], f"{name}_final": final[name],
+        f"{name}_change": final[name] - base[name],
+        f"{name}_no_worse": bool(metric.no_worse(final[name], base[name])),
     }
     return {k: (v if isinstance(v, bool) else float(v)) for k, v in result.items()}
 
 
-def plot(table: pd.DataFrame, metric: str, path: Path, title: str) -> None:
+def plot(table: pd.DataFrame, metric: Metric, path: Path, title: str) -> None:
     """Latency against the test score, marker area by recurrent nonzeros: the trade-off at a glance."""
     import matplotlib
 
@@ -117,12 +123,12 @@ def plot(table: pd.DataFrame, metric: str, path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     size = 30 + 400 * table["params_recurrent_nonzero"] / table["params_recurrent_nonzero"].max()
-    ax.scatter(table["latency_recurrent_ms"], table[metric], s=size, alpha=0.6)
+    ax.scatter(table["latency_recurrent_ms"], table[metric.name], s=size, alpha=0.6)
     for _, r in table.iterrows():
-        ax.annotate(r["model"], (r["latency_recurrent_ms"], r[metric]), fontsize=8,
+        ax.annotate(r["model"], (r["latency_recurrent_ms"], r[metric.name]), fontsize=8,
                     xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel("latency of the recurrent part per batch (ms)")
-    ax.set_ylabel(f"test {metric}" + (" (%)" if metric == "wer" else ""))
+    ax.set_ylabel(f"test {metric.label}")
     ax.set_title(title)
     fig.tight_layout()
     io.save_figure(fig, path)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 
 from symbiotic.config import ranged
-from symbiotic.flow.common import recurrent_density, recurrent_masks, seed_everything
+from symbiotic.flow.common import seed_everything
 from symbiotic.sparsity.growth import POPULATIONS, GradientAccumulator, grow_masks
-from symbiotic.sparsity.masks import apply_masks, open_masks, random_masks
+from symbiotic.sparsity.masks import apply_masks, open_masks, random_masks, recurrent_density, recurrent_masks
 from symbiotic.training.loop import Trainer
 from symbiotic.training.resume import Resume
 

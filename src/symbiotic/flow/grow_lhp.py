@@ -23,16 +23,18 @@ import pandas as pd
 import torch
 
 from symbiotic.config import ranged
-from symbiotic.errors import UserError
-from symbiotic.flow.common import recurrent_masks, seed_everything
+from symbiotic.flow.common import seed_everything
 from symbiotic.flow.latency import side_by_side
+from symbiotic.flow.stage import Step
 from symbiotic.hardware import lhp
-from symbiotic.models.hlstm import GATES
-from symbiotic.models.inference import MATRICES
-from symbiotic.sparsity.masks import apply_masks
+from symbiotic.runtime.formats import every, formats_at
+from symbiotic.sparsity.growth import strongest_candidates
+from symbiotic.sparsity.masks import apply_masks, recurrent_masks
 from symbiotic.sparsity.pruning import prune_mask
-from symbiotic.sparsity.thinning import widen
-from symbiotic.sparsity.units import fill_units, wake_units
+from symbiotic.sparsity.thinning import thin, widen
+from symbiotic.sparsity.units import (appended_units, fill_units, remove_units, unit_key, unit_scores,
+                                     wake_units)
+from symbiotic.training.loop import Trainer
 
 @dataclass(frozen=True)
 class GrowLHPConfig:
@@ -45,6 +47,9 @@ class GrowLHPConfig:
     # Dense path: grow each pruned width to the nearest LHP at or above it (the paper's
     # "corresponding LHP") or to the fastest LHP up to step (a)'s width
     lhp_choice: str = ranged("nearest", choices=("nearest", "fastest"))
+    # Dense path: wake the candidates with the largest gradient sums among step (a)'s removed
+    # rows/columns (Algorithm 2) or append exactly the units each width needs ("fresh")
+    candidates: str = ranged("dormant", choices=("dormant", "fresh"))
 
 
 def decide(cfg: GrowLHPConfig, profile: dict) -> dict:
@@ -98,7 +103,7 @@ def confirm(task, model, target: dict[str, int], device, threads: int, rounds: i
     ``seq_len`` counts recurrent steps, as the profile does (AN4's convolutions halve time).
     """
     inputs = _on(task.latency_inputs(batch, task.input_length(seq_len)), device)
-    dense = {"u_x": "dense", "u_h": "dense", "w": "dense"}
+    dense = every("dense")
     pruned = task.export(model, dense).to(device)
     candidate = task.export(_widened(model, target), dense).to(device)
     timing = side_by_side({"pruned": task.latency_call(pruned, inputs, "recurrent"),
@@ -140,13 +145,6 @@ def compare_sparse(task, full, thinned, crossover: dict, sparsity: float, device
             "thinned_ms": timing["thinned"]["median_s"] * 1e3, "formats": formats}
 
 
-def formats_at(crossover: dict, sparsity: float) -> dict[str, str]:
-    """The formats the profile's crossovers pick at ``sparsity``: one choice for every candidate,
-    from the nominal sparsity (a pruned copy's own can round just below a crossover and flip it)."""
-    return {name: "csr" if crossover.get(name) is not None and sparsity >= crossover[name] else "dense"
-            for name in MATRICES}
-
-
 def signed_gradients(task, model, batches: int, seed: int) -> dict[str, torch.Tensor]:
     """Mean gradient of every parameter over ``batches`` training windows."""
     params = dict(model.named_parameters())
@@ -163,45 +161,85 @@ def signed_gradients(task, model, batches: int, seed: int) -> dict[str, torch.Te
     return {n: t / max(count, 1) for n, t in total.items()}
 
 
-def grow_to(task, model, target: dict[str, int], lr: float, seed: int):
+def grow_to(task, model, target: dict[str, int], lr: float, seed: int, pool: dict[str, int] | None = None):
     """Widen to ``target`` (unit key -> width) and wake the new rows/columns, initialised to
-    -gradient x lr (one SGD step from zero).
+    -gradient x lr (one SGD step from zero): Algorithm 2.
+
+    ``pool`` (unit key -> width, at least the target; step (a)'s widths) holds the dormant
+    candidates: the rows/columns step (b) removed. Where a key has more candidates than its
+    target needs, all of them get a live start, the gradient is taken over all, and the
+    ``target - old`` with the largest gradient sums over the control-gate matrices (what
+    Algorithm 1 scores) wake; the others are dropped. Without a pool every new unit wakes.
 
     A brand-new unit with all-zero weights and biases has zero activation and so
-    zero gradient everywhere; the model therefore gives new units a live start
-    first (``init_new_units``: random biases, identity batch norm), which gives
+    zero gradient everywhere; the model therefore gives candidates a live start
+    first (``init_new_units``: random biases, a random embedding column), which gives
     them an activation and their outgoing connections a gradient.
     """
     old = model.widths()
-    big = _widened(model, target)
-    gen = seed_everything(seed)  # new biases here, dropout in the retraining that follows
-    grown = {key: _new_units(key, old[key], width) for key, width in target.items() if width > old[key]}
-    for key, index in grown.items():
+    pool = {key: max(width, (pool or {}).get(key, width)) for key, width in target.items()}
+    big = _widened(model, pool)
+    gen = seed_everything(seed)  # live starts here, dropout in the retraining that follows
+    candidates = {key: appended_units(big, key, old[key], width) for key, width in pool.items() if width > old[key]}
+    for key, index in candidates.items():
         wake_units(big, key, index)  # opens the masks (and zeroes biases of inactive units) ...
         big.init_new_units(key, index, gen)  # ... so the live start is set afterwards
     grads = signed_gradients(task, big, task.cfg.grad_batches, seed)
+    chosen = {key: _strongest(big, key, grads, old[key], target[key]) for key in candidates}
     init = {n: -lr * g for n, g in grads.items()}
-    for key, index in grown.items():
+    for key, index in chosen.items():
         fill_units(big, key, index, init)  # masks were opened before the gradient existed
-    return big
+        dropped = sorted(set(candidates[key].tolist()) - set(index.tolist()))
+        if dropped:
+            remove_units(big, key, dropped)
+    return thin(big) if pool != target else big
 
 
-def _new_units(key: str, old: int, new: int) -> torch.Tensor:
-    """Indices of the grown units: the last ``new - old`` of each gate for gate keys."""
-    if key.startswith("gate."):
-        return torch.cat([torch.arange(k * new + old, k * new + new) for k in range(GATES)])
-    return torch.arange(old, new)
+def _strongest(model, key: str, grads: dict[str, torch.Tensor], old: int, width: int) -> torch.Tensor:
+    """The ``width - old`` candidates of ``key`` per block with the largest gradient sums."""
+    scores = unit_scores(model, key, "control", values=grads)
+    return strongest_candidates(scores, unit_key(model, key).blocks, old, width - old)
 
 
-def load_profile(folder) -> tuple[dict, pd.DataFrame]:
-    import json
-    from pathlib import Path
+def grow_lhp(task, cfg: GrowLHPConfig, profile: dict, latency: pd.DataFrame, pruned: Step, full: Step,
+             device, threads: int):
+    """Step (c) as a whole: decide dense or sparse, then grow (dense) or pick the widths (sparse).
 
-    folder = Path(folder)
-    try:
-        doc = json.loads((folder / "lhp.json").read_text())
-        latency = pd.read_csv(folder / "latency.csv")
-    except (OSError, ValueError) as exc:
-        raise UserError(f"profile in {folder} is missing or unreadable ({exc.__class__.__name__})",
-                        "run the profile stage for this task first (dvc repro)") from None
-    return doc, latency
+    Returns the model to hand on, its trainer (retrained where it grew) and the evidence for
+    the metrics.
+    """
+    decision = decide(cfg, profile)
+    timing = {"device": device, "threads": threads, "rounds": cfg.confirm_rounds,
+              "seq_len": profile["seq_len"], "batch": profile["batch"]}
+    extra = {"decision": decision}
+    start = pruned
+    if decision["mode"] == "sparse":
+        start, compare = _sparse_start(task, cfg, profile, pruned, full, timing)
+        extra.update({"compare": compare} if compare else {})
+    extra["source"] = start.path
+    trainer = Trainer(task, start.model, task.cfg, lr=start.lr)
+    if decision["mode"] == "sparse":
+        return start.model, trainer, extra
+    model = start.model
+    targets = lhp_targets(latency, model.widths(), task.profile_dims, full.model.widths(), cfg.lhp_choice)
+    target = {key: t["candidate"] for key, t in targets.items()}
+    check = confirm(task, model, target, **timing)
+    extra.update({"targets": targets, "confirm": check})
+    if check["keep"] == "candidate" and any(w != model.widths()[k] for k, w in target.items()):
+        pool = full.model.widths() if cfg.candidates == "dormant" else None
+        model = grow_to(task, model, target, trainer.lr, task.cfg.seed, pool)
+        trainer = Trainer(task, model, task.cfg, lr=trainer.lr)
+        for _ in range(cfg.retrain_epochs):
+            trainer.epoch(tag="grow_lhp")
+    return model, trainer, extra
+
+
+def _sparse_start(task, cfg: GrowLHPConfig, profile: dict, pruned: Step, full: Step, timing: dict):
+    """Sparse path: step (a)'s model, or step (b)'s where ``sparse_widths: faster`` and it won
+    the timing (taken whenever row pruning removed something)."""
+    if full.model.widths() == pruned.model.widths():
+        return full, None
+    compare = compare_sparse(task, full.model, pruned.model, profile.get("sparse_crossover", {}),
+                             cfg.reachable_sparsity, **timing)
+    keep_thinned = cfg.sparse_widths == "faster" and compare["faster"] == "thinned"
+    return (pruned if keep_thinned else full), compare

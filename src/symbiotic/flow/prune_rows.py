@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 from symbiotic.config import ranged
 from symbiotic.flow.common import prune_with_rollback, seed_everything
-from symbiotic.models.hlstm import GATES
-from symbiotic.sparsity.pruning import count_for_ratio, smallest_units, smallest_units_per_group
-from symbiotic.sparsity.units import SCORE_RULES, active_units, dims, remove_units, unit_keys, unit_scores
+from symbiotic.sparsity.pruning import count_for_ratio, smallest_units_per_group
+from symbiotic.sparsity.units import SCORE_RULES, active_units, dims, remove_units, unit_key, unit_keys, unit_scores
 from symbiotic.training.loop import Trainer
 from symbiotic.training.resume import Resume
 from symbiotic.training.schedule import HalvingSchedule, Threshold
@@ -46,20 +45,14 @@ class PruneRowsConfig:
 
 
 def _remove_smallest(model, key: str, phase: str, ratio: float, rule: str = "control") -> int:
-    """Remove the smallest-|w| units of ``key`` (per gate for gate neurons); returns the count."""
+    """Remove the smallest-|w| units of ``key``, as many from each block (gate); returns the count."""
     scores, active = unit_scores(model, key, rule), active_units(model, key)
-    if key.startswith("gate."):
-        per_gate = int(active.view(GATES, -1).sum(1).min())
-        count = 1 if phase == "single" else max(1, count_for_ratio(ratio, per_gate))
-        if per_gate - count < 1:
-            return 0
-        index = smallest_units_per_group(scores, active, GATES, count=count)
-    else:
-        n = int(active.sum())
-        count = 1 if phase == "single" else max(1, count_for_ratio(ratio, n))
-        if n - count < 1:
-            return 0
-        index = smallest_units(scores, active, count=count)
+    group = unit_key(model, key)
+    fewest = int(group.by_block(active).sum(1).min())  # active units of the thinnest block
+    count = 1 if phase == "single" else max(1, count_for_ratio(ratio, fewest))
+    if fewest - count < 1:
+        return 0
+    index = smallest_units_per_group(scores, active, group.blocks, count=count)
     remove_units(model, key, index)
     return len(index)
 

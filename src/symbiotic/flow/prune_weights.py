@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import torch
 
 from symbiotic.config import ranged
-from symbiotic.flow.common import prune_with_rollback, recurrent_density, recurrent_masks, seed_everything
+from symbiotic.flow.common import prune_with_rollback, seed_everything
 from symbiotic.flow.latency import side_by_side
-from symbiotic.sparsity.masks import apply_masks
+from symbiotic.runtime.formats import choose_formats
+from symbiotic.sparsity.masks import apply_masks, recurrent_density, recurrent_masks
 from symbiotic.sparsity.pruning import prune_masks
-from symbiotic.sparsity.thinning import thin
 from symbiotic.training.loop import Trainer
 from symbiotic.training.resume import Resume
 from symbiotic.training.schedule import HalvingSchedule, Threshold
@@ -49,6 +49,15 @@ def prune_weights(task, model, trainer: Trainer, cfg: PruneWeightsConfig, thresh
                                cfg.max_iterations, resume, dict)
 
 
+def ship(task, model, profile: dict, cfg: PruneWeightsConfig, device, threads: int) -> tuple[object, dict]:
+    """The export for the target device: formats from the profile's crossovers, widths by
+    :func:`export_widths`; returns it and the evidence (formats, widths) for the metrics."""
+    formats = choose_formats(model, profile.get("sparse_crossover", {}))
+    exported, widths = export_widths(task, model, formats, device, threads, cfg.confirm_rounds,
+                                     profile["seq_len"], profile["batch"])
+    return exported, {"formats": formats, "widths": widths}
+
+
 def export_widths(task, model, formats: dict[str, str], device, threads: int, rounds: int, seq_len: int,
                   batch: int) -> tuple[object, dict]:
     """The export that ships, and the evidence: step (c)'s widths or the thinned ones.
@@ -60,7 +69,7 @@ def export_widths(task, model, formats: dict[str, str], device, threads: int, ro
     """
     thinned = task.export(model, formats)
     kept = task.export(model, formats, thinned=False)
-    record = {"step_c": model.widths(), "thinned": thinned_widths(model)}
+    record = {"step_c": model.widths(), "thinned": thinned.widths()}  # the export's own, not a second thinning
     if record["thinned"] == record["step_c"]:
         return kept, {**record, "shipped": "step_c", "reason": "weight pruning emptied no unit"}
     inputs = tuple(t.to(device) for t in task.latency_inputs(batch, task.input_length(seq_len)))
@@ -72,7 +81,3 @@ def export_widths(task, model, formats: dict[str, str], device, threads: int, ro
     return (thinned if shipped == "thinned" else kept), {
         **record, "shipped": shipped, "step_c_ms": ms["step_c"], "thinned_ms": ms["thinned"],
         "reason": "timed side by side: the faster ships"}
-
-
-def thinned_widths(model) -> dict[str, int]:
-    return thin(model).widths()

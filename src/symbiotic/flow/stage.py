@@ -18,8 +18,8 @@ import torch
 from symbiotic import io
 from symbiotic.config import build, ranged, section
 from symbiotic.errors import UserError
-from symbiotic.flow.common import recurrent_density, recurrent_masks
 from symbiotic.models.counting import count_parameters
+from symbiotic.sparsity.masks import recurrent_density, recurrent_masks
 from symbiotic.tasks import task_class, task_module
 from symbiotic.training import checkpoint
 from symbiotic.training.loop import Trainer
@@ -71,21 +71,37 @@ class Context:
         return round(time.perf_counter() - self.start, 1)
 
 
+@dataclass(frozen=True)
+class Step:
+    """The trained model of an earlier step, and the learning rate it ended at."""
+
+    path: str
+    model: torch.nn.Module
+    lr: float | None
+
+
+def load_step(task, path: Path) -> Step:
+    """An earlier step's checkpoint, checked against the task (one-line errors)."""
+    ckpt = checkpoint.load(path)
+    return Step(str(path), task.model_from_checkpoint(ckpt, str(path)), ckpt["meta"].get("lr"))
+
+
 def threshold_from(ctx: Context, baseline_metrics: Path) -> tuple[Threshold, ThresholdConfig]:
     """The score a pruned model must keep: the baseline's ``{split}_{metric}``, or a set value."""
     cfg = ctx.cfg(ThresholdConfig, "threshold")
     if cfg.split not in ctx.splits:
         raise UserError(f"threshold.{ctx.task_name}.split is '{cfg.split}', but {ctx.task_name} has no such split",
                         f"set it to one of: {', '.join(ctx.splits)}")
+    higher_is_worse = ctx.metric.lower_is_better
     if cfg.value is not None:
-        return Threshold(cfg.value, higher_is_worse=True, slack=cfg.slack), cfg
-    key = f"{cfg.split}_{ctx.metric}"
+        return Threshold(cfg.value, higher_is_worse=higher_is_worse, slack=cfg.slack), cfg
+    key = f"{cfg.split}_{ctx.metric.name}"
     try:
         limit = float(json.loads(Path(baseline_metrics).read_text())[key])
     except (OSError, ValueError, KeyError):
         raise UserError(f"baseline metrics {baseline_metrics} are missing or lack {key}",
                         "run the baseline stage first (dvc repro)") from None
-    return Threshold(limit, higher_is_worse=True, slack=cfg.slack), cfg
+    return Threshold(limit, higher_is_worse=higher_is_worse, slack=cfg.slack), cfg
 
 
 def describe(task, model) -> dict:
@@ -93,7 +109,7 @@ def describe(task, model) -> dict:
     counts = count_parameters(model)
     out = {**task.scores(model), **{f"params_{k}": v for k, v in counts.items()}}
     cfg = model.config.to_dict()
-    out["dims"] = {k: v for k, v in cfg.items() if k in ("embed", "hidden", "gate_hidden", "layers")}
+    out["dims"] = {k: v for k, v in cfg.items() if k in task.dims}
     if recurrent_masks(model):  # the baselines have no masks
         out["recurrent_density"] = recurrent_density(model)
     return out
@@ -113,7 +129,8 @@ def write(ctx: Context, task, model, trainer: Trainer, out_model: Path, metrics:
 
 def score_line(task, result: dict) -> str:
     """e.g. 'test perplexity 354.40' or 'test wer 31.20': for the stages' last line."""
-    return f"test {task.metric} {result[f'test_{task.metric}']:.2f}"
+    name = task.metric.name
+    return f"test {name} {result[f'test_{name}']:.2f}"
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

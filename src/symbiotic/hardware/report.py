@@ -1,7 +1,9 @@
-"""Writing a latency profile: tables, the LHP summary and the paper's Fig. 2-style plot."""
+"""A latency profile's files: tables, the LHP summary and the paper's Fig. 2-style plot,
+written by the profile stage and read back by the steps that use them."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from symbiotic import io  # noqa: E402
+from symbiotic.errors import UserError  # noqa: E402
 
 
 def latency_table(rows: list[dict], summary: dict) -> pd.DataFrame:
@@ -74,3 +77,15 @@ def write_profile(out: Path, rows, summary, sparse_rows, crossover, fingerprint,
             f"({meta['threads']} threads)"
     plot_profile(table, sparse, title, out / "lhe.png")
     return doc
+
+
+def load_profile(folder: Path) -> tuple[dict, pd.DataFrame]:
+    """The LHP summary (lhp.json) and latency table (latency.csv) of a profile folder."""
+    folder = Path(folder)
+    try:
+        doc = json.loads((folder / "lhp.json").read_text())
+        latency = pd.read_csv(folder / "latency.csv")
+    except (OSError, ValueError) as exc:
+        raise UserError(f"profile in {folder} is missing or unreadable ({exc.__class__.__name__})",
+                        "run the profile stage for this task first (dvc repro)") from None
+    return doc, latency

@@ -29,9 +29,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from symbiotic.data.an4 import LABELS
 from symbiotic.errors import UserError
-from symbiotic.models.hlstm import GATES, HLSTMLayer
+from symbiotic.models.hlstm import GATES, HLSTMLayer, hlstm_links, hlstm_unit_keys, init_new_hlstm_units
 from symbiotic.sparsity.masks import effective
-from symbiotic.sparsity.units import Link, hlstm_links, init_new_hlstm_units
+from symbiotic.sparsity.units import Link, UnitKey
 
 __all__ = ["DS2Config", "DeepSpeech2", "BiHLSTM", "BiLSTM", "ctc_loss", "reverse_padded", "time_mask",
            "RNN_KINDS"]
@@ -300,11 +300,11 @@ class DeepSpeech2(nn.Module):
         return [module for layer in self.layers for module in layer.directions()]
 
     # ---- structured units (what row/column pruning removes; see sparsity/units.py) -----------
-    def unit_keys(self) -> list[str]:
-        """``["gate.0", "hidden.0", "gate.1", ...]``: gate neurons are shared by both directions
+    def unit_keys(self) -> list[UnitKey]:
+        """``gate.0, hidden.0, gate.1, ...``: gate neurons are shared by both directions
         (pruned in both at once, so the directions keep one width); the conv features are no unit."""
         self._need_hlstm()
-        return [key for l in range(len(self.layers)) for key in (f"gate.{l}", f"hidden.{l}")]
+        return [k for l in range(len(self.layers)) for k in hlstm_unit_keys(f"gate.{l}", f"hidden.{l}")]
 
     def unit_links(self) -> list[Link]:
         self._need_hlstm()

@@ -12,7 +12,8 @@ Layout (other code relies on the names):
     u_x (4G, I), u_h (4G, H), u_b (4G,)  rows k*G:(k+1)*G belong to gate k
     w   (4, H, G), w_b (4, H)             per-gate output matrices W_k, b_k
 and ``mask_u_x``, ``mask_u_h``, ``mask_w`` beside the weights (biases are
-never masked).
+never masked). The layer's part of a model's unit table (see
+``symbiotic.sparsity.units``) is written here too, beside that layout.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from symbiotic.sparsity.masks import effective
+from symbiotic.sparsity.units import Link, UnitKey
 
-__all__ = ["HLSTMLayer", "GATES"]
+__all__ = ["HLSTMLayer", "GATES", "hlstm_unit_keys", "hlstm_links", "init_new_hlstm_units"]
 
 GATES = 4  # f, i, o, g, in this order
 
@@ -104,3 +106,38 @@ class HLSTMLayer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, gate_hidden={self.gate_hidden}, dropout={self.dropout}"
+
+
+# ---- the layer's units (what row/column pruning removes; see sparsity/units.py) ----------------
+def hlstm_unit_keys(gate: str, hidden: str) -> list[UnitKey]:
+    """The unit keys of one HLSTMLayer: gate neurons in GATES blocks (k*G + g), then hidden units."""
+    return [UnitKey(gate, blocks=GATES), UnitKey(hidden)]
+
+
+def hlstm_links(prefix: str, input_key: str | None, gate: str, hidden: str) -> list[Link]:
+    """The five parameters of one HLSTMLayer at ``prefix``; ``input_key`` None: its input is no unit."""
+    return [
+        Link(prefix + "u_x", (gate, (0,)), None if input_key is None else (input_key, (1,)), control=True),  # (4G, I)
+        Link(prefix + "u_h", (gate, (0,)), (hidden, (1,)), control=True),  # (4G, H)
+        Link(prefix + "u_b", (gate, (0,)), None),  # (4G,)
+        Link(prefix + "w", (hidden, (1,)), (gate, (0, 2)), control=True),  # (4, H, G): axes 0,2 flatten to k*G+g
+        Link(prefix + "w_b", (hidden, (1,)), None),  # (4, H)
+    ]
+
+
+@torch.no_grad()
+def init_new_hlstm_units(layer: HLSTMLayer, kind: str, index: Tensor, generator: torch.Generator) -> None:
+    """Random biases for grown units of one HLSTMLayer, in a fresh layer's range.
+
+    A brand-new unit with all-zero weights and biases has zero activation and
+    so zero gradient everywhere; a bias gives it an activation and its
+    outgoing connections a gradient. A gate neuron sits behind a ReLU, so its
+    bias must be positive: a negative one outputs zero and the neuron never
+    learns. It is drawn from [bound/10, bound] (never zero).
+    """
+    if kind == "gate":
+        bound = 1.0 / (layer.input_size + layer.hidden_size) ** 0.5
+        layer.u_b[index] = (0.1 + 0.9 * torch.rand(len(index), generator=generator)) * bound
+    elif kind == "hidden":
+        bound = 1.0 / layer.gate_hidden ** 0.5
+        layer.w_b[:, index] = (torch.rand(GATES, len(index), generator=generator) * 2 - 1) * bound

@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from symbiotic.errors import UserError
-from symbiotic.models.hlstm import HLSTMLayer
+from symbiotic.models.hlstm import HLSTMLayer, hlstm_links, hlstm_unit_keys, init_new_hlstm_units
 from symbiotic.sparsity.masks import effective
-from symbiotic.sparsity.units import Link, hlstm_links, init_new_hlstm_units
+from symbiotic.sparsity.units import Link, UnitKey
 
 __all__ = ["LMConfig", "HLSTMLanguageModel", "StackedLMConfig", "StackedLSTMLanguageModel"]
 
@@ -155,9 +155,10 @@ class HLSTMLanguageModel(nn.Module):
         )
 
     # ---- structured units (what row/column pruning removes; see sparsity/units.py) -----------
-    def unit_keys(self) -> list[str]:
-        """``["embed", "gate.0", "hidden.0", "gate.1", ...]`` in input-to-output order."""
-        return ["embed"] + [key for l in range(len(self.layers)) for key in (f"gate.{l}", f"hidden.{l}")]
+    def unit_keys(self) -> list[UnitKey]:
+        """``embed, gate.0, hidden.0, gate.1, ...`` in input-to-output order."""
+        layers = [hlstm_unit_keys(f"gate.{l}", f"hidden.{l}") for l in range(len(self.layers))]
+        return [UnitKey("embed")] + [k for keys in layers for k in keys]
 
     def unit_links(self) -> list[Link]:
         links = [Link("embedding.weight", ("embed", (1,)), None)]  # (V, E): vocab rows are no unit

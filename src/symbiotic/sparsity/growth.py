@@ -19,9 +19,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from symbiotic.sparsity.pruning import count_for_ratio, select_extreme
+from symbiotic.sparsity.pruning import concatenated, count_for_ratio, select_extreme, split_indices
 
-__all__ = ["POPULATIONS", "grow_mask", "grow_masks", "GradientAccumulator"]
+__all__ = ["POPULATIONS", "grow_mask", "grow_masks", "strongest_candidates", "GradientAccumulator"]
 
 
 def _dormant(mask: Tensor) -> Tensor:
@@ -97,18 +97,28 @@ def grow_masks(
             raise ValueError(
                 f"{name}: gradient {tuple(grads[name].shape)} and mask {tuple(masks[name].shape)} differ in shape"
             )
-    device = masks[names[0]].device
-    scores = torch.cat([grads[n].detach().abs().reshape(-1).to(device, torch.float64) for n in names])
-    dormant = torch.cat([_dormant(masks[n]).reshape(-1).to(device) for n in names])
-    chosen = torch.zeros_like(dormant)
-    chosen[_chosen(scores, dormant, ratio, population)] = True
-    out, start = {}, 0
-    for n in names:
-        size = masks[n].numel()
-        part = chosen[start : start + size].to(masks[n].device)
-        out[n] = _with_set(masks[n], part.nonzero().reshape(-1))
-        start += size
-    return out
+    scores, dormant = concatenated(grads, masks, _dormant)
+    chosen = split_indices(_chosen(scores, dormant, ratio, population), masks)
+    return {n: _with_set(masks[n], chosen[n]) for n in names}
+
+
+def strongest_candidates(scores: Tensor, blocks: int, old: int, needed: int) -> Tensor:
+    """Algorithm 2's choice of dormant rows/columns: which candidate units wake.
+
+    ``scores`` holds one gradient sum per unit of one unit key, block-major
+    (``blocks`` = 4 for a gate key, whose unit k*P+g is neuron g of gate k;
+    1 otherwise). In each block the units from ``old`` on are the candidates;
+    the ``needed`` of them with the largest score wake, ties to the lower
+    index, NaN last. Returns their flat indices, ascending.
+    """
+    per_block = scores.detach().reshape(blocks, -1).to(torch.float64)
+    pool = per_block.shape[1]
+    if not 0 <= old <= pool or not 0 <= needed <= pool - old:
+        raise ValueError(f"need {needed} of the {pool - old} candidates from {old} of {pool} units per block")
+    cand = torch.nan_to_num(per_block[:, old:], nan=-torch.inf)
+    order = torch.argsort(-cand, dim=1, stable=True)[:, :needed]  # stable: ties keep index order
+    starts = torch.arange(blocks, device=order.device).unsqueeze(1) * pool
+    return (order + old + starts).flatten().sort().values
 
 
 class GradientAccumulator:

@@ -24,6 +24,8 @@ from symbiotic.errors import UserError
 __all__ = [
     "MASK_PREFIX",
     "masked_weights",
+    "recurrent_masks",
+    "recurrent_density",
     "effective",
     "apply_masks",
     "open_masks",
@@ -47,6 +49,17 @@ def masked_weights(model: nn.Module) -> Iterator[tuple[str, nn.Parameter, Tensor
             mask = module._buffers.get(MASK_PREFIX + name)
             if mask is not None:
                 yield (f"{mod_name}.{name}" if mod_name else name), weight, mask
+
+
+def recurrent_masks(model: nn.Module) -> dict[str, tuple[nn.Parameter, Tensor]]:
+    """The masked matrices of the recurrent layers (not the decoder): what the steps sparsify."""
+    return {name: (w, m) for name, w, m in masked_weights(model) if name.startswith("layers.")}
+
+
+def recurrent_density(model: nn.Module) -> float:
+    """Share of mask entries that are 1 over the recurrent matrices."""
+    pairs = recurrent_masks(model).values()
+    return sum(float(m.sum()) for _, m in pairs) / sum(m.numel() for _, m in pairs)
 
 
 def effective(module: nn.Module, name: str) -> Tensor:

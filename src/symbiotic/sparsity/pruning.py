@@ -23,6 +23,8 @@ from torch import Tensor
 __all__ = [
     "count_for_ratio",
     "select_extreme",
+    "concatenated",
+    "split_indices",
     "prune_mask",
     "prune_masks",
     "smallest_units",
@@ -127,18 +129,28 @@ def prune_masks(
     names = list(masks)
     if not names:
         return {}
-    device = masks[names[0]].device
-    scores = torch.cat([weights[n].detach().abs().reshape(-1).to(device, torch.float64) for n in names])
-    active = torch.cat([_active(masks[n]).reshape(-1).to(device) for n in names])
+    scores, active = concatenated(weights, masks, _active)
     k = count_for_ratio(ratio, int(active.sum().item()))
-    chosen = torch.zeros_like(active)
-    chosen[select_extreme(scores, active, k, largest=False)] = True
+    chosen = split_indices(select_extreme(scores, active, k, largest=False), masks)
+    return {n: _with_cleared(masks[n], chosen[n]) for n in names}
+
+
+def concatenated(values: dict[str, Tensor], masks: dict[str, Tensor], eligible) -> tuple[Tensor, Tensor]:
+    """|values| and ``eligible(mask)`` of every matrix of ``masks``, flattened and concatenated
+    in the order of ``masks`` (float64 scores, on the first mask's device): one ranking over
+    all matrices, for the global scopes of pruning and growth."""
+    device = next(iter(masks.values())).device
+    scores = torch.cat([values[n].detach().abs().reshape(-1).to(device, torch.float64) for n in masks])
+    return scores, torch.cat([eligible(m).reshape(-1).to(device) for m in masks.values()])
+
+
+def split_indices(flat_idx: Tensor, masks: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Indices into the concatenation of :func:`concatenated`, as flat indices per matrix."""
     out, start = {}, 0
-    for n in names:
-        size = masks[n].numel()
-        part = chosen[start : start + size].to(masks[n].device)
-        out[n] = _with_cleared(masks[n], part.nonzero().reshape(-1))
-        start += size
+    for n, mask in masks.items():
+        inside = (flat_idx >= start) & (flat_idx < start + mask.numel())
+        out[n] = (flat_idx[inside] - start).to(mask.device)
+        start += mask.numel()
     return out
 
 

@@ -6,49 +6,39 @@ matrix sizes. :func:`thin` drops inactive units so the matrices shrink, and
 zero masks) that can later be woken. Both copy tensors through the same unit
 layout (:func:`symbiotic.sparsity.units.layout`), so every parameter and mask
 is moved by one routine; tensors without units (convolutions, say) are copied whole.
-Any model class with ``unit_keys``/``unit_links``/``widths``/``resized`` works.
+Any model class with ``unit_keys``/``unit_links`` (its unit table), ``widths``
+(unit key -> width of one block) and ``resized`` works.
 """
 
 from __future__ import annotations
 
-
 import torch
-from torch import Tensor
-
-from torch import nn
+from torch import Tensor, nn
 
 from symbiotic.errors import UserError
-from symbiotic.models.hlstm import GATES
 from symbiotic.sparsity.masks import MASK_PREFIX
-from symbiotic.sparsity.units import Link, active_units, layout, unit_keys
+from symbiotic.sparsity.units import Link, active_units, layout, unit_key
 
 __all__ = ["thin", "widen", "thin_index"]
 
 
-def _gate_keep(active: Tensor) -> Tensor:
-    """Flat kept indices k*G+g for active (4, G), the same count m in every gate.
+def _block_keep(active: Tensor) -> Tensor:
+    """Flat kept indices b*W+i for active (blocks, W), the same count m in every block.
 
-    A dense layer needs equal gate widths, so gates with fewer active neurons
-    also keep their first inactive ones; those have all-zero outgoing W
-    columns and change nothing.
+    A dense layer needs equal gate widths, so blocks (gates) with fewer active
+    units also keep their first inactive ones; those have all-zero outgoing
+    columns and change nothing. With one block this keeps exactly the active units.
     """
     m = active.sum(1).max() if active.numel() else 0
-    need = m - active.sum(1, keepdim=True)  # (4, 1) padding per gate
+    need = m - active.sum(1, keepdim=True)  # (blocks, 1) padding per block
     pad = ~active & ((~active).cumsum(1) <= need)
-    return (active | pad).flatten().nonzero().view(-1)  # row-major = gate-major, length 4m
+    return (active | pad).flatten().nonzero().view(-1)  # row-major = block-major, length blocks*m
 
 
 @torch.no_grad()
 def thin_index(model: nn.Module) -> dict[str, Tensor]:
-    """Kept unit indices per unit key (ascending; gate keys gate-major, 4*m long)."""
-    index = {}
-    for key in unit_keys(model):
-        active = active_units(model, key)
-        if key.startswith("gate."):
-            index[key] = _gate_keep(active.view(GATES, active.numel() // GATES))
-        else:
-            index[key] = active.nonzero().view(-1)
-    return index
+    """Kept unit indices per unit key (ascending; block-major, blocks*m long)."""
+    return {k.name: _block_keep(k.by_block(active_units(model, k.name))) for k in model.unit_keys()}
 
 
 def _index_tuple(big: Tensor, link: Link, index: dict[str, Tensor], small_shape) -> tuple[Tensor, ...]:
@@ -78,10 +68,6 @@ def _index_tuple(big: Tensor, link: Link, index: dict[str, Tensor], small_shape)
 def _mask_name(name: str) -> str:
     prefix, _, leaf = name.rpartition(".")
     return f"{prefix}.{MASK_PREFIX}{leaf}" if prefix else MASK_PREFIX + leaf
-
-
-def _is_gate(key: str) -> bool:
-    return key.startswith("gate.")
 
 
 def _tensors(model: nn.Module) -> dict[str, Tensor]:
@@ -138,7 +124,7 @@ def thin(model: nn.Module) -> nn.Module:
     kept hidden units (``thin_index(model)["hidden.{l}"]``).
     """
     index = thin_index(model)
-    widths = {k: len(ix) // (GATES if _is_gate(k) else 1) for k, ix in index.items()}
+    widths = {k: len(ix) // unit_key(model, k).blocks for k, ix in index.items()}
     new = _empty_like(model, model.resized(widths))
     _copy(model, new, index, into_big=False)
     return new
@@ -158,8 +144,8 @@ def _check_growth(model: nn.Module, widths: dict[str, int]) -> None:
 
 @torch.no_grad()
 def widen(model: nn.Module, widths: dict[str, int]) -> nn.Module:
-    """A larger model (``widths``: unit key -> width, gate keys per gate): old weights and
-    masks first in every axis, new units dormant.
+    """A larger model (``widths``: unit key -> width of one block): old weights and
+    masks first in every block of every axis, new units dormant.
 
     New rows/columns have zero weight AND zero mask, so outputs are identical
     and growth decides which of them to wake.
@@ -167,13 +153,9 @@ def widen(model: nn.Module, widths: dict[str, int]) -> nn.Module:
     _check_growth(model, widths)
     new = _empty_like(model, model.resized(widths))
     device = next(model.parameters()).device
-    index = {}  # where each old unit sits in the new model: first positions, per gate for gate keys
-    for key, old in model.widths().items():
-        if _is_gate(key):
-            starts = torch.arange(GATES, device=device).unsqueeze(1) * widths[key]  # (4, 1)
-            index[key] = (starts + torch.arange(old, device=device)).flatten()
-        else:
-            index[key] = torch.arange(old, device=device)
+    # where each old unit sits in the new model: the first positions of every block
+    index = {key: unit_key(model, key).positions(widths[key], 0, old, device)
+             for key, old in model.widths().items()}
     _copy(model, new, index, into_big=True)
     new.train(model.training)
     return new

@@ -1,18 +1,22 @@
-"""Structured units of an H-LSTM model: what row/column pruning removes.
+"""Structured units of a model: what row/column pruning removes.
 
-A unit is one neuron whose removal deletes whole rows and columns:
+A unit is one neuron whose removal deletes whole rows and columns. The H-LSTM
+models have
 
 - ``"embed"``     the E embedding dimensions (language model);
 - ``"hidden.{l}"`` the H_l hidden units of layer l;
 - ``"gate.{l}"``   the 4*G_l gate-hidden neurons of layer l, index k*G + g
   (neuron g of gate k, matching the gate-major rows of ``u_x``).
 
-Every tensor is described once by a :class:`Link`: which unit key its
-entries PRODUCE (``dst``) and which they READ (``src``), each with the tensor
-axes that index the units. Incoming connections of a unit are the links that
-produce it, outgoing ones the links that read it. Each model class writes its
-own table (``unit_keys()``, ``unit_links()``); everything here, and thinning
-and widening, works from that table alone, so the steps stay model-agnostic.
+Each key is described by a :class:`UnitKey`: how many equal blocks its units
+come in (4 for a gate key, 1 otherwise), so that "unit k*G + g" is data, not
+the spelling of the key. Every tensor is described once by a :class:`Link`:
+which unit key its entries PRODUCE (``dst``) and which they READ (``src``),
+each with the tensor axes that index the units. Incoming connections of a unit
+are the links that produce it, outgoing ones the links that read it. Each
+model class writes its own table (``unit_keys()``: UnitKeys in input-to-output
+order, ``unit_links()``: Links); everything here, and thinning and widening,
+works from that table alone, so the steps stay model-agnostic.
 """
 
 from __future__ import annotations
@@ -23,18 +27,22 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from symbiotic.models.hlstm import GATES
 from symbiotic.sparsity.masks import masked_weights
 
 __all__ = [
+    "UnitKey",
     "Link",
+    "Touch",
     "layout",
     "unit_keys",
+    "unit_key",
     "unit_count",
+    "appended_units",
     "unit_scores",
     "active_units",
     "remove_units",
     "wake_units",
+    "fill_units",
     "dims",
     "touches",
     "per_unit",
@@ -42,6 +50,28 @@ __all__ = [
 
 SCORE_RULES = ("control", "all")  # what unit_scores sums: control-gate matrices (the paper) or every tensor
 End = tuple[str, tuple[int, ...]]  # (unit key, axes of the tensor that index its units, ascending)
+
+
+@dataclass(frozen=True)
+class UnitKey:
+    """One unit key and how its units are numbered.
+
+    The units come in ``blocks`` equal blocks that always keep one width (the
+    four gates of an H-LSTM layer: a dense layer needs equal gate widths). With
+    width W, unit b*W + i is unit i of block b; a key's width counts one block.
+    """
+
+    name: str
+    blocks: int = 1
+
+    def by_block(self, values: Tensor) -> Tensor:
+        """A per-unit vector (n_units,) viewed as (blocks, width)."""
+        return values.view(self.blocks, values.numel() // self.blocks)
+
+    def positions(self, width: int, lo: int, hi: int, device=None) -> Tensor:
+        """Flat indices of units lo..hi-1 of every block, for a key of ``width``, ascending."""
+        starts = torch.arange(self.blocks, device=device).unsqueeze(1) * width  # (blocks, 1)
+        return (starts + torch.arange(lo, hi, device=device)).flatten()
 
 
 @dataclass(frozen=True)
@@ -66,35 +96,6 @@ class Touch:
     control: bool = False
 
 
-def hlstm_links(prefix: str, input_key: str | None, gate: str, hidden: str) -> list[Link]:
-    """The five parameters of one HLSTMLayer at ``prefix``; ``input_key`` None: its input is no unit."""
-    return [
-        Link(prefix + "u_x", (gate, (0,)), None if input_key is None else (input_key, (1,)), control=True),  # (4G, I)
-        Link(prefix + "u_h", (gate, (0,)), (hidden, (1,)), control=True),  # (4G, H)
-        Link(prefix + "u_b", (gate, (0,)), None),  # (4G,)
-        Link(prefix + "w", (hidden, (1,)), (gate, (0, 2)), control=True),  # (4, H, G): axes 0,2 flatten to k*G+g
-        Link(prefix + "w_b", (hidden, (1,)), None),  # (4, H)
-    ]
-
-
-@torch.no_grad()
-def init_new_hlstm_units(layer, kind: str, index: Tensor, generator: torch.Generator) -> None:
-    """Random biases for grown units of one HLSTMLayer, in a fresh layer's range.
-
-    A brand-new unit with all-zero weights and biases has zero activation and
-    so zero gradient everywhere; a bias gives it an activation and its
-    outgoing connections a gradient. A gate neuron sits behind a ReLU, so its
-    bias must be positive: a negative one outputs zero and the neuron never
-    learns. It is drawn from [bound/10, bound] (never zero).
-    """
-    if kind == "gate":
-        bound = 1.0 / (layer.input_size + layer.hidden_size) ** 0.5
-        layer.u_b[index] = (0.1 + 0.9 * torch.rand(len(index), generator=generator)) * bound
-    elif kind == "hidden":
-        bound = 1.0 / layer.gate_hidden ** 0.5
-        layer.w_b[:, index] = (torch.rand(GATES, len(index), generator=generator) * 2 - 1) * bound
-
-
 def layout(model: nn.Module) -> list[Link]:
     """Every tensor of ``model`` that carries units, with the unit keys on its axes."""
     return model.unit_links()
@@ -102,7 +103,21 @@ def layout(model: nn.Module) -> list[Link]:
 
 def unit_keys(model: nn.Module) -> list[str]:
     """The model's unit keys in input-to-output order, e.g. ``["embed", "gate.0", "hidden.0"]``."""
-    return model.unit_keys()
+    return [k.name for k in model.unit_keys()]
+
+
+def unit_key(model: nn.Module, key: str) -> UnitKey:
+    """The description of unit key ``key`` in the model's table."""
+    for k in model.unit_keys():
+        if k.name == key:
+            return k
+    raise KeyError(f"unknown unit key {key!r}; the model has {unit_keys(model)}")
+
+
+def appended_units(model: nn.Module, key: str, old: int, new: int) -> Tensor:
+    """Indices of the units that widening ``key`` from width ``old`` to ``new`` adds:
+    the last ``new - old`` of every block, in the widened model's numbering (on the CPU)."""
+    return unit_key(model, key).positions(new, old, new)
 
 
 def touches(model: nn.Module, key: str) -> list[Touch]:
@@ -156,22 +171,26 @@ def _selection(model: nn.Module, key: str, index) -> Tensor:
 
 
 @torch.no_grad()
-def unit_scores(model: nn.Module, key: str, rule: str = "control") -> Tensor:
+def unit_scores(model: nn.Module, key: str, rule: str = "control",
+                values: dict[str, Tensor] | None = None) -> Tensor:
     """Sum of |weight * mask| over each unit's rows and columns, in and out, (n_units,).
 
     ``rule`` "control": over the control-gate matrices only (u_x, u_h, w of every H-LSTM
     layer), as the paper's Algorithm 1 ranks them. "all": over every tensor the unit touches,
     biases, embedding and decoder included (they are removed with the unit); there the
     embedding matrix and the decoder dominate the scores of the units they touch.
+    ``values`` (full-shape tensors by parameter name, e.g. gradients): sum |values * mask|
+    instead of the weights, as Algorithm 2 ranks dormant units by their gradient sums.
     """
     if rule not in SCORE_RULES:
         raise ValueError(f"rule must be one of {SCORE_RULES}, got {rule!r}")
     params, masks = _tensors(model)
+    source = params if values is None else values
     scores = torch.zeros(unit_count(model, key), device=params[touches(model, key)[0].name].device)
     for t in touches(model, key):
-        if rule == "control" and not t.control:
+        if (rule == "control" and not t.control) or t.name not in source:
             continue
-        w = params[t.name].detach()
+        w = source[t.name].detach()
         w = (w * masks[t.name] if t.name in masks else w).abs()
         scores += per_unit(w, t.axes).sum(1).to(scores)
     return scores
@@ -245,16 +264,10 @@ def wake_units(model: nn.Module, key: str, index, init: dict[str, Tensor] | None
 
 @torch.no_grad()
 def dims(model: nn.Module) -> dict[str, int]:
-    """Active units per key; gate keys give the widest gate's count (what a dense
-    four-gate layer would need after thinning)."""
-    out = {}
-    for key in unit_keys(model):
-        active = active_units(model, key)
-        if key.startswith("gate."):
-            out[key] = int(active.view(GATES, active.numel() // GATES).sum(1).max().item())
-        else:
-            out[key] = int(active.sum().item())
-    return out
+    """Active units per key, counted in the widest block (what a dense layer would
+    need after thinning: a gate key's four gates keep one width)."""
+    by_block = {k.name: k.by_block(active_units(model, k.name)) for k in model.unit_keys()}
+    return {key: int(active.sum(1).max().item()) for key, active in by_block.items()}
 
 
 @torch.no_grad()

@@ -9,7 +9,6 @@ only: nothing is selected on it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -22,11 +21,10 @@ from symbiotic.data.an4_batches import Utterances, bucketed_batches, collate
 from symbiotic.errors import UserError
 from symbiotic.metrics.asr import cer, greedy_decode, labels_to_text, wer
 from symbiotic.models.ds2 import DS2Config, DeepSpeech2, ctc_loss
-from symbiotic.progress import bar
-from symbiotic.sparsity.masks import apply_masks
-from symbiotic.tasks.base import TrainConfig as BaseTrainConfig
-
+from symbiotic.runtime import ds2 as runtime
+from symbiotic.tasks.base import Exports, Metric
 from symbiotic.training import checkpoint
+from symbiotic.training.config import TrainConfig as BaseTrainConfig
 
 KINDS = ("ds2_hlstm", "ds2_lstm")
 
@@ -70,11 +68,13 @@ def profile_base(params: dict) -> dict[str, int]:
     return {"input": width, "hidden": int(model["hidden"]), "gate_hidden": int(model["gate_hidden"])}
 
 
-class AN4Task:
+class AN4Task(Exports):
     name = "an4"
-    metric = "wer"
+    runtime = runtime
+    metric = Metric("wer", unit="%")
     splits = ("test",)  # what score() accepts
     monitor_split = "test"
+    dims = ("hidden", "gate_hidden", "layers")  # the conv front end keeps its width
     # Profile dimension -> unit key prefix it sizes; the conv features are not pruned.
     profile_dims = {"hidden": "hidden", "gate_hidden": "gate"}
 
@@ -111,29 +111,20 @@ class AN4Task:
         return f"ds2_{model.rnn}"
 
     # ---- training and scoring ------------------------------------------------------------
-    def train_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> float:
-        """One pass over all training utterances in length-bucketed batches; the mean loss.
+    def train_steps(self) -> int:
+        return len(bucketed_batches(self.train.frames, self.cfg.batch, None, shuffle=False))
+
+    def train_losses(self, model: nn.Module, epoch: int) -> Iterator[tuple[torch.Tensor, int]]:
+        """One pass over all training utterances in length-bucketed batches: each batch's
+        mean CTC loss, weighted 1 (the epoch's loss is the mean over batches).
 
         Epoch 0 of each stage's training visits the batches shortest first
         (DeepSpeech2's SortaGrad): short utterances have few CTC alignments, so
         a new model leaves the all-blank start sooner; later epochs shuffle.
         """
-        model.train()
         gen = torch.Generator().manual_seed(self.cfg.seed * 1000 + epoch)  # a seed fixes every epoch
-        batches = bucketed_batches(self.train.frames, self.cfg.batch, gen, shuffle=epoch > 0)
-        total = 0.0
-        for index in bar(batches, desc=f"epoch {epoch}"):
-            loss = self._loss(model, index)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.cfg.clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), self.cfg.clip)
-            optimizer.step()
-            apply_masks(model)  # momentum and weight decay would move masked weights
-            if not math.isfinite(loss.item()):
-                return float("nan")
-            total += loss.item()
-        return total / max(len(batches), 1)
+        for index in bucketed_batches(self.train.frames, self.cfg.batch, gen, shuffle=epoch > 0):
+            yield self._loss(model, index), 1
 
     def _loss(self, model: nn.Module, index: list[int]) -> torch.Tensor:
         x, x_lengths, targets, target_lengths = collate(self.train, index)
@@ -166,23 +157,7 @@ class AN4Task:
         for index in all_batches[:batches]:
             yield self._loss(model, index)
 
-    # ---- inference and latency -------------------------------------------------------------
-    # The export module is imported where it is used: the training steps never need it.
-    def export(self, model: nn.Module, formats: dict[str, str], thinned: bool = True) -> nn.Module:
-        from symbiotic.models.inference_ds2 import export_ds2
-
-        return export_ds2(model, formats, thinned)
-
-    def inference_state(self, exported: nn.Module) -> dict:
-        from symbiotic.models.inference_ds2 import inference_state_ds2
-
-        return inference_state_ds2(exported)
-
-    def load_inference(self, state: dict) -> nn.Module:
-        from symbiotic.models.inference_ds2 import load_inference_ds2
-
-        return load_inference_ds2(state)
-
+    # ---- inference (export: tasks.base.Exports) and latency --------------------------------
     @staticmethod
     def input_length(steps: int) -> int:
         """Input frames that give ``steps`` recurrent steps: the convolutions halve time."""

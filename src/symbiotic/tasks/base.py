@@ -1,48 +1,73 @@
-"""The interface every task implements, and the training recipe shared by all steps."""
+"""The interface every task implements, and the score it is judged by."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Callable, Iterator, Protocol
 
 import torch
 from torch import nn
 
-from symbiotic.config import ranged
+from symbiotic.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """One recipe for the baseline and every step, so comparisons are fair.
+class Metric:
+    """A task's thresholded score: its name in score keys (``test_<name>``), its display unit
+    and its direction, so that generic code never asks which task it runs."""
 
-    These keys are every task's; a task adds its own in a subclass (PTB its
-    BPTT window, AN4 nothing).
-    """
+    name: str
+    unit: str = ""  # shown beside the name ("%"); empty: a plain number
+    lower_is_better: bool = True
 
-    optimizer: str = ranged("sgd", choices=("sgd", "adam"))  # sgd: momentum/nesterov below apply
-    lr: float = ranged(30.0, lo=1e-6, hi=1e4)
-    lr_factor: float = ranged(10.0, lo=1.0, hi=1000.0)  # divide on a validation plateau (1: never)
-    lr_patience: int = ranged(0, lo=0, hi=100000)  # non-improving epochs tolerated before dividing (paper: 50)
-    lr_decay: float = ranged(1.0, lo=0.01, hi=1.0)  # multiply after every epoch (1: never)
-    min_lr: float = ranged(0.0, lo=0.0)
-    momentum: float = ranged(0.0, lo=0.0, hi=0.999)
-    nesterov: bool = False
-    weight_decay: float = ranged(1.2e-6, lo=0.0, hi=1.0)
-    clip: float = ranged(0.25, lo=0.0)
-    batch: int = ranged(32, lo=1)
-    eval_batch: int = ranged(10, lo=1)
-    grad_batches: int = ranged(20, lo=1)  # batches averaged for gradient-based growth
-    threads: int | None = ranged(None, lo=1)
-    seed: int = ranged(1, lo=0)
+    def __str__(self) -> str:
+        return self.name  # f"test_{metric}" names the score, as the metrics files always have
+
+    @property
+    def label(self) -> str:
+        """e.g. 'wer (%)' or 'perplexity': for axes and tables."""
+        return f"{self.name} ({self.unit})" if self.unit else self.name
+
+    @property
+    def worst(self) -> float:
+        """Stands in for a diverged (non-finite) score: no finite score is worse."""
+        return math.inf if self.lower_is_better else -math.inf
+
+    def no_worse(self, value: float, reference: float) -> bool:
+        return value <= reference if self.lower_is_better else value >= reference
+
+
+class Exports:
+    """A task's export methods, done by its model's module in ``symbiotic.runtime``
+    (``runtime``): export a trained model, and turn an export into plain tensors and back."""
+
+    runtime: ModuleType
+
+    def export(self, model: nn.Module, formats: dict[str, str], thinned: bool = True) -> nn.Module:
+        return self.runtime.export(model, formats, thinned)
+
+    def inference_state(self, exported: nn.Module) -> dict:
+        return self.runtime.to_state(exported)
+
+    def load_inference(self, state: dict) -> nn.Module:
+        return self.runtime.from_state(state)
 
 
 class Task(Protocol):
-    """What the steps need of a task; ``tasks/ptb.py`` and ``tasks/an4.py`` implement it."""
+    """What the steps need of a task; ``tasks/ptb.py`` and ``tasks/an4.py`` implement it.
+
+    How its data is prepared is in ``tasks/<name>_prepare.py`` (``tasks.task_preparation``),
+    apart from the task so that the prepare stage imports no model code.
+    """
 
     name: str
-    metric: str  # the thresholded score ("perplexity", "wer"): lower is better
+    metric: Metric
     splits: tuple[str, ...]  # the splits score() accepts
     monitor_split: str  # the split scored after every epoch ("valid"; "test" where there is none)
+    dims: tuple[str, ...]  # the model-config keys that are its dimensions (metrics' dims.*)
+    profile_dims: dict[str, str]  # profiled dimension -> the unit key prefix it sizes
     cfg: TrainConfig
 
     def new_model(self, spec: dict) -> nn.Module: ...
@@ -53,7 +78,11 @@ class Task(Protocol):
 
     def kind(self, model: nn.Module) -> str: ...
 
-    def train_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> float: ...
+    def train_steps(self) -> int: ...  # batches in one training epoch (the progress bar's total)
+
+    # Each training batch's loss, in order, and its weight in the epoch's mean loss; the Trainer
+    # steps on each before the next is computed.
+    def train_losses(self, model: nn.Module, epoch: int) -> Iterator[tuple[torch.Tensor, int]]: ...
 
     def score(self, model: nn.Module, split: str) -> float: ...
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -10,18 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dataclasses import dataclass
-
 from symbiotic.config import ranged, section
 from symbiotic.data.lm_batches import batchify, window_count, windows
 from symbiotic.errors import UserError
 from symbiotic.metrics.lm import perplexity
-from symbiotic.models import inference
 from symbiotic.models.lm import HLSTMLanguageModel, LMConfig, StackedLMConfig, StackedLSTMLanguageModel
-from symbiotic.progress import bar
-from symbiotic.sparsity.masks import apply_masks
-from symbiotic.tasks.base import TrainConfig as BaseTrainConfig
+from symbiotic.runtime import lm as runtime
+from symbiotic.tasks.base import Exports, Metric
 from symbiotic.training import checkpoint
+from symbiotic.training.config import TrainConfig as BaseTrainConfig
 
 KINDS = {"hlstm_lm": (HLSTMLanguageModel, LMConfig), "stacked_lm": (StackedLSTMLanguageModel, StackedLMConfig)}
 
@@ -65,11 +62,13 @@ def profile_base(params: dict) -> dict[str, int]:
             "gate_hidden": int(model["gate_hidden"][0])}
 
 
-class PTBTask:
+class PTBTask(Exports):
     name = "ptb"
-    metric = "perplexity"
+    runtime = runtime
+    metric = Metric("perplexity")
     splits = ("valid", "test")  # what score() accepts
     monitor_split = "valid"
+    dims = ("embed", "hidden", "gate_hidden", "layers")  # of either model's config
     # Profile dimension -> unit key prefix it sizes ("hidden" sizes hidden.0, hidden.1, ...).
     profile_dims = {"input": "embed", "hidden": "hidden", "gate_hidden": "gate"}
 
@@ -106,25 +105,17 @@ class PTBTask:
         return "hlstm_lm" if isinstance(model, HLSTMLanguageModel) else "stacked_lm"
 
     # ---- training and scoring ------------------------------------------------------------
-    def train_epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> float:
-        """One pass over the (possibly shortened) training text; returns the mean loss."""
-        model.train()
-        state, total, count = None, 0.0, 0
-        steps = window_count(self.train, self.cfg.bptt)
-        for x, y in bar(windows(self.train, self.cfg.bptt), total=steps, desc=f"epoch {epoch}"):
+    def train_steps(self) -> int:
+        return window_count(self.train, self.cfg.bptt)
+
+    def train_losses(self, model: nn.Module, epoch: int) -> Iterator[tuple[torch.Tensor, int]]:
+        """One pass over the (possibly shortened) training text: each window's mean loss,
+        weighted by its tokens (the epoch's loss is per token), the state carried across."""
+        state = None
+        for x, y in windows(self.train, self.cfg.bptt):
             state = _detach(state)  # truncated BPTT: gradients stop at the window start
             logits, state = model(x, state)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.cfg.clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), self.cfg.clip)
-            optimizer.step()
-            apply_masks(model)  # momentum and weight decay would move masked weights
-            if not math.isfinite(loss.item()):
-                return float("nan")
-            total, count = total + loss.item() * y.numel(), count + y.numel()
-        return total / max(count, 1)
+            yield _cross_entropy(logits, y), y.numel()
 
     @torch.no_grad()
     def score(self, model: nn.Module, split: str) -> float:
@@ -134,8 +125,7 @@ class PTBTask:
         state, total, count = None, 0.0, 0
         for x, y in windows(data, self.cfg.bptt):
             logits, state = model(x, state)
-            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                     reduction="sum").item()
+            total += _cross_entropy(logits, y, reduction="sum").item()
             count += y.numel()
         return perplexity(total, count)
 
@@ -153,19 +143,9 @@ class PTBTask:
             length = min(self.cfg.bptt, self.train.shape[0] - 1 - s)
             x, y = self.train[s:s + length], self.train[s + 1:s + 1 + length]
             logits, _ = model(x)
-            yield F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            yield _cross_entropy(logits, y)
 
-
-    # ---- inference and latency -------------------------------------------------------------
-    def export(self, model: nn.Module, formats: dict[str, str], thinned: bool = True) -> nn.Module:
-        return inference.export(model, formats, thinned)
-
-    def inference_state(self, exported: nn.Module) -> dict:
-        return inference.inference_state(exported)
-
-    def load_inference(self, state: dict) -> nn.Module:
-        return inference.load_inference(state)
-
+    # ---- inference (export: tasks.base.Exports) and latency --------------------------------
     @staticmethod
     def input_length(steps: int) -> int:
         """Input tokens that give ``steps`` recurrent steps: one each."""
@@ -187,6 +167,11 @@ class PTBTask:
         if part == "recurrent":
             return lambda: model.recurrent(tokens)
         raise ValueError(f"unknown latency part {part!r}")
+
+
+def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Over every (step, stream) position: logits (T, B, V), targets (T, B)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction=reduction)
 
 
 def _detach(state):

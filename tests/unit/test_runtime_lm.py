@@ -1,4 +1,4 @@
-"""Tests for the exported inference model: equivalence, format choice, serialisation."""
+"""Tests for the exported language model: equivalence with the training model, serialisation."""
 
 import itertools
 
@@ -6,17 +6,9 @@ import pytest
 import torch
 
 from symbiotic.errors import UserError
-from symbiotic.models.inference import (
-    MATRICES,
-    InferenceHLSTMLayer,
-    choose_formats,
-    export,
-    inference_state,
-    latency_inputs,
-    load_inference,
-    matrix_sparsity,
-)
 from symbiotic.models.lm import HLSTMLanguageModel, LMConfig
+from symbiotic.runtime.formats import MATRICES
+from symbiotic.runtime.lm import InferenceHLSTMLayer, export, from_state, latency_inputs, to_state
 from symbiotic.sparsity.masks import random_masks
 from symbiotic.sparsity.thinning import thin
 from symbiotic.sparsity.units import remove_units, unit_keys
@@ -82,7 +74,7 @@ def test_float64_and_recurrent_part():
 def test_single_layer_and_empty_sequence():
     model = _model(hidden=(6,), gate_hidden=(4,))
     layer = model.layers[0]
-    inf_layer = InferenceHLSTMLayer(layer, {"u_x": "csr", "u_h": "dense", "w": "csr"})
+    inf_layer = InferenceHLSTMLayer.from_trained(layer, {"u_x": "csr", "u_h": "dense", "w": "csr"})
     x = torch.randn(4, 2, layer.input_size, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         torch.testing.assert_close(inf_layer(x), layer(x)[0], atol=1e-5, rtol=0)
@@ -102,69 +94,21 @@ def test_bad_formats_raise_user_error():
         export(_model(), {"u_x": "dense"})
 
 
-# ---- choose_formats -------------------------------------------------------------------------
-
-def _masked_model(period: dict[str, int]):
-    """One layer; mask ``name`` has every ``period[name]``-th row zero (sparsity 1/period).
-
-    Rows are the last axis' slices, i.e. INCOMING connections of gate/hidden
-    units, so no unit becomes inactive and thinning removes nothing.
-    """
-    model = HLSTMLanguageModel(LMConfig(vocab=V, embed=4, hidden=(4,), gate_hidden=(5,)))
-    layer = model.layers[0]
-    with torch.no_grad():
-        for name, p in period.items():
-            mask = getattr(layer, f"mask_{name}")
-            rows = mask.view(-1, mask.shape[-1])  # u_x/u_h (4G, ...); w (4*H, G): row k*H + h
-            rows[::p] = 0
-    return model
-
-
-def test_matrix_sparsity_counts_w_blocks_only():
-    model = _masked_model({"u_x": 4, "u_h": 2, "w": 4})
-    assert matrix_sparsity(model) == pytest.approx({"u_x": 0.25, "u_h": 0.5, "w": 0.25})
-
-
-@pytest.mark.parametrize(
-    "crossover, expected",
-    [
-        ({"u_x": 0.2, "u_h": 0.5, "w": 0.3}, {"u_x": "csr", "u_h": "csr", "w": "dense"}),  # at == csr
-        ({"u_x": None, "u_h": None, "w": None}, {"u_x": "dense", "u_h": "dense", "w": "dense"}),
-        ({"u_x": 0.0, "u_h": 0.9, "w": 0.25}, {"u_x": "csr", "u_h": "dense", "w": "csr"}),
-    ],
-)
-def test_choose_formats(crossover, expected):
-    model = _masked_model({"u_x": 4, "u_h": 2, "w": 4})
-    assert choose_formats(model, crossover) == expected
-
-
-def test_choose_formats_uses_thinned_sparsity():
-    model = _masked_model({})
-    remove_units(model, "gate.0", [0, 5, 10, 15])  # one whole neuron per gate: rows of u, columns of w
-    assert matrix_sparsity(model)["u_x"] == pytest.approx(0.2)
-    assert choose_formats(model, {"u_x": 0.1, "u_h": 0.1, "w": 0.1}) == dict.fromkeys(MATRICES, "dense")
-
-
-def test_choose_formats_missing_product_raises():
-    with pytest.raises(UserError, match="w"):
-        choose_formats(_masked_model({}), {"u_x": 0.5, "u_h": 0.5})
-
-
 # ---- serialisation --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("formats", [ALL_FORMATS[0], ALL_FORMATS[-1], ALL_FORMATS[2]], ids=["dense", "csr", "mixed"])
 def test_state_round_trip_weights_only(formats, tmp_path):
     inf = export(_model(), formats)
     path = tmp_path / "model.pt"
-    torch.save(inference_state(inf), path)
-    loaded = load_inference(torch.load(path, weights_only=True))
+    torch.save(to_state(inf), path)
+    loaded = from_state(torch.load(path, weights_only=True))
     assert loaded.formats == inf.formats and loaded.dims == inf.dims
     tokens = _tokens()
     assert torch.equal(loaded(tokens), inf(tokens))
 
 
 def _state():
-    return inference_state(export(_model(), {"u_x": "dense", "u_h": "csr", "w": "csr"}))
+    return to_state(export(_model(), {"u_x": "dense", "u_h": "csr", "w": "csr"}))
 
 
 @pytest.mark.parametrize(
@@ -184,7 +128,7 @@ def test_bad_state_raises_user_error_naming_key(corrupt, key):
     state = _state()
     corrupt(state)
     with pytest.raises(UserError, match=key.replace(".", r"\.")):
-        load_inference(state)
+        from_state(state)
 
 
 def test_off_diagonal_csr_w_is_rejected():
@@ -198,4 +142,4 @@ def test_off_diagonal_csr_w_is_rejected():
     w.update(crow_indices=bad.crow_indices(), col_indices=bad.col_indices(), values=bad.values())
     assert H > 0
     with pytest.raises(UserError, match=r"layers\.0\.w"):
-        load_inference(state)
+        from_state(state)

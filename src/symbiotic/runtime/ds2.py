@@ -1,8 +1,8 @@
 """The exported acoustic model: an inference-only DeepSpeech2 (H-LSTM) in its fastest form.
 
-:func:`export_ds2` thins a trained masked :class:`DeepSpeech2` (so every matrix
-is physically as small as its active units allow) and builds an
-:class:`InferenceDS2` whose outputs equal ``model.eval()``'s:
+:func:`export` thins a trained masked :class:`DeepSpeech2` (so every matrix is physically as
+small as its active units allow) and builds an :class:`InferenceDS2` whose outputs equal
+``model.eval()``'s:
 
 - front-end: each Conv2d + BatchNorm2d pair is folded into one conv with a
   bias (eval BatchNorm is a per-channel affine map, so it commutes into the
@@ -30,21 +30,18 @@ direction keep the training layout (gate-major ``k*G + g``, gates f, i, o, g)::
 Dense and CSR products give the SAME row layout ((D*4G, B) after u_h, (D*4H, B)
 after w), so one loop serves every format mix, and a dense product never
 multiplies the zero off-diagonal blocks that a direction-stacked (2H wide)
-recurrence would. As in :mod:`symbiotic.models.inference`, products run on
+recurrence would. As in :mod:`symbiotic.runtime.lm`, products run on
 transposed activations (the layout CSR kernels want). The backward direction
 reads each utterance's valid frames reversed: ``u_x`` is applied to the
 unreversed input (one GEMM for both directions), and the backward rows are then
 gathered in reversed time, which equals reversing the input first.
 
-:func:`inference_state_ds2` / :func:`load_inference_ds2` (de)serialise to plain
-tensors and containers that ``torch.load(..., weights_only=True)`` accepts.
+:func:`to_state` / :func:`from_state` (de)serialise it.
 """
 
 from __future__ import annotations
 
-import copy
-import warnings
-from typing import Callable, Mapping
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -53,23 +50,22 @@ from torch import Tensor, nn
 from symbiotic.errors import UserError
 from symbiotic.models.ds2 import HARDTANH_MAX, DeepSpeech2, DS2Config, reverse_padded, time_mask
 from symbiotic.models.hlstm import GATES, HLSTMLayer
-from symbiotic.models.inference import (
-    MATRICES,
-    InferenceHLSTMLayer,
-    _bad,
-    _block_diag,
-    _check_formats,
-    _dense,
-    _dim,
-    _get,
-    _matrix,
-    _plain,
-    _to_csr,
+from symbiotic.runtime.formats import MATRICES, check_formats
+from symbiotic.runtime.layers import InferenceLayer, layer_widths, scripted
+from symbiotic.runtime.packing import block_diag, deployable, to_csr
+from symbiotic.runtime.serialise import (
+    check_header,
+    layer_state,
+    plain,
+    read_count,
+    read_dense,
+    read_field,
+    read_layer,
+    state_error,
 )
 from symbiotic.sparsity.masks import effective
-from symbiotic.sparsity.thinning import thin
 
-__all__ = ["InferenceBiHLSTM", "InferenceDS2", "export_ds2", "inference_state_ds2", "load_inference_ds2"]
+__all__ = ["InferenceBiHLSTM", "InferenceDS2", "export", "to_state", "from_state"]
 
 STATE_KIND = "symbiotic.inference_ds2"
 STATE_VERSION = 1
@@ -107,28 +103,13 @@ def _bi_recurrence(pre: Tensor, h: Tensor, c: Tensor, u_h: Tensor, w: Tensor, w_
 
 # Dense u_h and w: the direction-batched loop above against the suggested
 # direction-stacked alternative (one 2H-wide recurrence with block-diagonal
-# dense u_h (8G, 2H) and w (4, 2H, 2G), run by inference._dense_loop), side by
+# dense u_h (8G, 2H) and w (4, 2H, 2G), run by the language model's scripted loop), side by
 # side on this CPU at H = G = 128, B = 16, T = 130, 1 thread, 5 interleaved
 # rounds of measure(), medians: stacked 25.1 ms, batched 14.8 ms scripted /
 # 17.9 ms plain: the batched loop is 1.7x faster (the stacked one multiplies
 # the zero blocks, twice the FLOPs). With 2 threads (noisier, shared machine)
-# 55 ms vs 45 ms. Scripting follows inference.py's measurement: it pays with
+# 55 ms vs 45 ms. Scripting follows runtime/lm.py's measurement: it pays with
 # dense u_h and w only, so the scripted loop runs then, the plain one otherwise.
-_scripted: Callable | None = None
-
-
-def _loop(dense: bool) -> Callable:
-    global _scripted
-    if not dense:
-        return _bi_recurrence
-    if _scripted is None:
-        try:
-            with warnings.catch_warnings():  # "TorchScript is deprecated"
-                warnings.simplefilter("ignore")
-                _scripted = torch.jit.script(_bi_recurrence)
-        except Exception:  # TorchScript missing or unable: same numbers, slower
-            _scripted = _bi_recurrence
-    return _scripted
 
 
 def _direction_steps(lengths: Tensor, T: int, D: int) -> Tensor:
@@ -139,71 +120,56 @@ def _direction_steps(lengths: Tensor, T: int, D: int) -> Tensor:
     return torch.stack(steps, 1).unsqueeze(2)
 
 
-class InferenceBiHLSTM(InferenceHLSTMLayer):
+class InferenceBiHLSTM(InferenceLayer):
     """Both directions of one trained bidirectional (or one unidirectional) H-LSTM layer,
-    inference only (no dropout, no masks), weights as buffers in the module docstring's layout.
+    inference only, weights in the module docstring's layout. Outputs equal
+    ``BiHLSTM.eval()``'s (directions summed) on every valid frame."""
 
-    Outputs equal ``BiHLSTM.eval()``'s (directions summed) on every valid frame. It shares
-    the language model's layer's buffers and ``from_parts``; shapes and the loop differ.
-    """
+    @staticmethod
+    def layout(D: int, I: int, H: int, G: int) -> dict[str, tuple[tuple, tuple]]:
+        """(dense shape, CSR shape) of each matrix, as in the module docstring."""
+        return {"u_x": ((D * GATES * G, I), (D * GATES * G, I)),
+                "u_h": ((D, GATES * G, H), (D * GATES * G, D * H)),
+                "w": ((D * GATES, H, G), (D * GATES * H, D * GATES * G))}
 
-    def __init__(self, directions: list[HLSTMLayer], formats: Mapping[str, str]):
-        nn.Module.__init__(self)
-        formats = _check_formats(formats)
-        with torch.no_grad():
-            get = {name: [effective(d, name).detach().clone() for d in directions] for name in MATRICES}
-            u_b = torch.cat([d.u_b.detach() for d in directions])  # (D*4G,)
-            w_b = torch.cat([d.w_b.detach() for d in directions])  # (D*4, H)
+    @classmethod
+    @torch.no_grad()
+    def from_trained(cls, directions: list[HLSTMLayer], formats: Mapping[str, str]) -> InferenceBiHLSTM:
+        """The directions' effective weights (masks applied), stacked and packed in ``formats``."""
+        formats = check_formats(formats)
+        get = {name: [effective(d, name).detach().clone() for d in directions] for name in MATRICES}
+        u_b = torch.cat([d.u_b.detach() for d in directions])  # (D*4G,)
+        w_b = torch.cat([d.w_b.detach() for d in directions])  # (D*4, H)
         u_x, w = torch.cat(get["u_x"]), torch.cat(get["w"])  # (D*4G, I), (D*4, H, G)
         weights = {
-            "u_x": _to_csr(u_x) if formats["u_x"] == "csr" else u_x,
-            "u_h": _to_csr(torch.block_diag(*get["u_h"])) if formats["u_h"] == "csr" else torch.stack(get["u_h"]),
-            "w": _to_csr(_block_diag(w)) if formats["w"] == "csr" else w,
+            "u_x": to_csr(u_x) if formats["u_x"] == "csr" else u_x,
+            "u_h": to_csr(torch.block_diag(*get["u_h"])) if formats["u_h"] == "csr" else torch.stack(get["u_h"]),
+            "w": to_csr(block_diag(w)) if formats["w"] == "csr" else w,
         }
-        self._setup(formats, weights, u_b, w_b)
-
-    @property
-    def directions(self) -> int:
-        return self.w_b.shape[0] // GATES
-
-    @property
-    def input_size(self) -> int:
-        return self.u_x.shape[1]
-
-    @property
-    def hidden_size(self) -> int:
-        return self.w_b.shape[1]
-
-    @property
-    def gate_hidden(self) -> int:
-        return self.u_b.shape[0] // (GATES * self.directions)
+        return cls(formats, weights, u_b, w_b)
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x (T, B, I), lengths (B,) -> (T, B, H) contiguous, directions summed; padding undefined."""
-        T, B, I = x.shape
+        T, B, _ = x.shape
         D, H = self.directions, self.hidden_size
         if T == 0:
             return x.new_zeros(0, B, H)
-        # The input half does not depend on h: one product for all steps and both directions.
-        pre = torch.addmm(self.u_b.unsqueeze(1), self.u_x, x.reshape(T * B, I).t())  # (D*4G, T*B)
-        pre = pre.view(-1, T, B).transpose(0, 1)  # (T, D*4G, B), a view
+        pre = self.input_half(x)  # (T, D*4G, B), a view
         if D == 2:  # one gather reverses the backward rows in time and makes each step contiguous
             R = pre.shape[1] // 2
             index = _direction_steps(lengths, T, D).expand(T, D, R, B)
             pre = pre.reshape(T, D, R, B).gather(0, index).view(T, D * R, B)
-        u_h_csr, w_csr = self.formats["u_h"] == "csr", self.formats["w"] == "csr"
-        w_b = self.w_b.reshape(-1, 1) if w_csr else self.w_b.unsqueeze(2)
+        u_h_csr, w_csr = self.is_csr("u_h"), self.is_csr("w")
+        loop = _bi_recurrence if u_h_csr or w_csr else scripted(_bi_recurrence)
         h = x.new_zeros(D, H, B)
-        out = _loop(not (u_h_csr or w_csr))(pre, h, h.clone(), self.u_h, self.w, w_b, u_h_csr, w_csr)
+        out = loop(pre, h, h.clone(), self.u_h, self.w, self.loop_bias(), u_h_csr, w_csr)
         out = out.permute(0, 3, 1, 2)  # (T, B, D, H), a view
         if D == 1:
             return out[:, :, 0].contiguous()
         return out[:, :, 0] + reverse_padded(out[:, :, 1], lengths)
 
     def extra_repr(self) -> str:
-        fmt = ", ".join(f"{k}={v}" for k, v in self.formats.items())
-        return (f"{self.input_size}, {self.hidden_size}, gate_hidden={self.gate_hidden}, "
-                f"directions={self.directions}, {fmt}")
+        return f"directions={self.directions}, {super().extra_repr()}"
 
 
 # ---- the model --------------------------------------------------------------------------------
@@ -225,7 +191,7 @@ def _conv_lengths(lengths: Tensor, kernel: int, stride: int, padding: int) -> Te
 class InferenceDS2(nn.Module):
     """MFCC frames (T, B, F) -> CTC log-probabilities (T', B, labels); always in eval mode.
 
-    Built by :func:`export_ds2` or :func:`load_inference_ds2`. ``conv`` holds
+    Built by :func:`export` or :func:`from_state`. ``conv`` holds
     (weight, bias) per block with BatchNorm folded in; ``norms`` holds
     (scale, shift) per layer after the first.
     """
@@ -265,6 +231,10 @@ class InferenceDS2(nn.Module):
             "labels": self.decoder_w.shape[0],
             "bidirectional": self.layers[0].directions == 2,
         }
+
+    def widths(self) -> dict[str, int]:
+        """Physical width per unit key, as :meth:`DeepSpeech2.widths` names them."""
+        return layer_widths(self.layers)
 
     @property
     def formats(self) -> list[dict[str, str]]:
@@ -321,127 +291,86 @@ def _folded_conv(block: nn.Sequential) -> tuple[Tensor, Tensor]:
     return (block[0].weight * scale[:, None, None, None]).detach().clone(), shift
 
 
+def export(model: DeepSpeech2, formats: Mapping[str, str], thinned: bool = True) -> InferenceDS2:
+    """``model``'s (rnn="hlstm") inference form, thinned first (``thinned=False``: at its own
+    widths, see :func:`symbiotic.runtime.packing.deployable`); ``formats`` (one of
+    "dense"/"csr" for each of u_x, u_h, w) applies to both directions of every layer."""
+    formats = check_formats(formats)
+    if not isinstance(model, DeepSpeech2) or model.rnn != "hlstm":
+        kind = model.rnn if isinstance(model, DeepSpeech2) else type(model).__name__
+        raise UserError(f"the DeepSpeech2 export takes an H-LSTM model, got {kind!r}",
+                        "export the rnn='hlstm' model (the 'lstm' baseline runs as it is)")
+    return _packed(deployable(model, thinned), formats)
+
+
 @torch.no_grad()
-def _from_thin(model: DeepSpeech2, formats: dict[str, str]) -> InferenceDS2:
+def _packed(model: DeepSpeech2, formats: dict[str, str]) -> InferenceDS2:
     return InferenceDS2(
         model.n_features,
         [_folded_conv(block) for block in model.conv],
-        [InferenceBiHLSTM(layer.directions(), formats) for layer in model.layers],
+        [InferenceBiHLSTM.from_trained(layer.directions(), formats) for layer in model.layers],
         [_bn_affine(norm) for norm in model.norms],
         effective(model.decoder, "weight").detach().clone(),
         model.decoder.bias.detach().clone(),
     )
 
 
-def export_ds2(model: DeepSpeech2, formats: Mapping[str, str], thinned: bool = True) -> InferenceDS2:
-    """Thin ``model`` (rnn="hlstm"; ``thinned=False``: keep its widths), then build its inference form.
-
-    ``formats`` (one of "dense"/"csr" for each of u_x, u_h, w) applies to both
-    directions of every layer.
-    """
-    formats = _check_formats(formats)
-    if not isinstance(model, DeepSpeech2) or model.rnn != "hlstm":
-        kind = model.rnn if isinstance(model, DeepSpeech2) else type(model).__name__
-        raise UserError(f"export_ds2 takes an H-LSTM DeepSpeech2, got {kind!r}",
-                        "export the rnn='hlstm' model (the 'lstm' baseline runs as it is)")
-    return _from_thin(thin(model).eval() if thinned else copy.deepcopy(model).eval(), formats)
-
-
 # ---- serialisation ----------------------------------------------------------------------------
 
-def inference_state_ds2(m: InferenceDS2) -> dict:
-    """Everything :func:`load_inference_ds2` needs, as plain tensors and containers (CPU).
-
-    Loadable with ``torch.load(..., weights_only=True)``; a CSR matrix is stored
-    as ``{"crow_indices", "col_indices", "values", "shape"}``.
-    """
-    layers = []
-    for layer in m.layers:
-        entry = {"formats": dict(layer.formats)}
-        for name in (*MATRICES, "u_b", "w_b"):
-            entry[name] = _plain(getattr(layer, name))
-        layers.append(entry)
+def to_state(m: InferenceDS2) -> dict:
+    """Everything :func:`from_state` needs, as plain tensors and containers (CPU)."""
     return {
         "kind": STATE_KIND,
         "version": STATE_VERSION,
         "dims": m.dims,
-        "conv": [{"weight": _plain(w), "bias": _plain(b)} for w, b in m.conv()],
-        "layers": layers,
-        "norms": [{"scale": _plain(s), "shift": _plain(t)} for s, t in m.norms()],
-        "decoder_w": _plain(m.decoder_w),
-        "decoder_b": _plain(m.decoder_b),
+        "conv": [{"weight": plain(w), "bias": plain(b)} for w, b in m.conv()],
+        "layers": [layer_state(layer) for layer in m.layers],
+        "norms": [{"scale": plain(s), "shift": plain(t)} for s, t in m.norms()],
+        "decoder_w": plain(m.decoder_w),
+        "decoder_b": plain(m.decoder_b),
     }
 
 
-def _check_blocks(m: Tensor, rows: int, cols: int, key: str) -> None:
-    """Every stored entry of a CSR ``m`` must lie in a diagonal (rows, cols) block."""
-    row = torch.repeat_interleave(torch.arange(m.shape[0]), m.crow_indices().diff().long())
-    if rows and cols and not torch.equal(row // rows, m.col_indices().long() // cols):
-        raise _bad(key, f"has entries off its diagonal ({rows}, {cols}) blocks")
-
-
 def _entries(state: Mapping, name: str, n: int) -> list:
-    raw = _get(state, name, name, list)
+    raw = read_field(state, name, name, list)
     if len(raw) != n:
-        raise _bad(name, f"has {len(raw)} entries, expected {n}")
+        raise state_error(name, f"has {len(raw)} entries, expected {n}")
     return raw
 
 
 def _widths(dims: Mapping, name: str) -> list[int]:
-    sizes = _get(dims, f"dims.{name}", name, list)
+    sizes = read_field(dims, f"dims.{name}", name, list)
     for l, n in enumerate(sizes):
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise _bad(f"dims.{name}.{l}", f"is {n!r}, expected an integer >= 1")
+            raise state_error(f"dims.{name}.{l}", f"is {n!r}, expected an integer >= 1")
     return sizes
 
 
-def _load_layer(raw, key: str, D: int, I: int, H: int, G: int, dtype) -> InferenceBiHLSTM:
-    try:
-        formats = _check_formats(_get(raw, f"{key}.formats", "formats", Mapping))
-    except UserError as e:
-        raise _bad(f"{key}.formats", e.problem) from None
-    weights = {
-        "u_x": _matrix(raw, key, "u_x", formats["u_x"], (D * GATES * G, I), (D * GATES * G, I), dtype),
-        "u_h": _matrix(raw, key, "u_h", formats["u_h"], (D, GATES * G, H), (D * GATES * G, D * H), dtype),
-        "w": _matrix(raw, key, "w", formats["w"], (D * GATES, H, G), (D * GATES * H, D * GATES * G), dtype),
-    }
-    if formats["u_h"] == "csr":
-        _check_blocks(weights["u_h"], GATES * G, H, f"{key}.u_h")
-    if formats["w"] == "csr":
-        _check_blocks(weights["w"], H, G, f"{key}.w")
-    u_b = _dense(raw, f"{key}.u_b", "u_b", (D * GATES * G,), dtype)
-    w_b = _dense(raw, f"{key}.w_b", "w_b", (D * GATES, H), dtype)
-    return InferenceBiHLSTM.from_parts(formats, weights, u_b, w_b)
-
-
-def load_inference_ds2(state: Mapping) -> InferenceDS2:
-    """The :class:`InferenceDS2` of an :func:`inference_state_ds2` dict; UserError naming the bad key."""
-    if not isinstance(state, Mapping) or state.get("kind") != STATE_KIND:
-        raise _bad("kind", f"is {state.get('kind') if isinstance(state, Mapping) else state!r}, "
-                           f"expected {STATE_KIND!r}")
-    if state.get("version") != STATE_VERSION:
-        raise _bad("version", f"is {state.get('version')!r}, this code reads {STATE_VERSION}")
-    dims = _get(state, "dims", "dims", Mapping)
-    n_features = _dim(dims, "dims.n_features", "n_features", 1)
-    channels = _dim(dims, "dims.conv_channels", "conv_channels", 1)
-    labels = _dim(dims, "dims.labels", "labels", 2)
-    D = 2 if _get(dims, "dims.bidirectional", "bidirectional", bool) else 1
+def from_state(state: Mapping) -> InferenceDS2:
+    """The :class:`InferenceDS2` of a :func:`to_state` dict; UserError naming the bad key."""
+    check_header(state, STATE_KIND, STATE_VERSION)
+    dims = read_field(state, "dims", "dims", Mapping)
+    n_features = read_count(dims, "dims.n_features", "n_features", 1)
+    channels = read_count(dims, "dims.conv_channels", "conv_channels", 1)
+    labels = read_count(dims, "dims.labels", "labels", 2)
+    D = 2 if read_field(dims, "dims.bidirectional", "bidirectional", bool) else 1
     hidden, gate_hidden = _widths(dims, "hidden"), _widths(dims, "gate_hidden")
     if not hidden or len(hidden) != len(gate_hidden):
-        raise _bad("dims.hidden", f"is {hidden} for dims.gate_hidden {gate_hidden}, expected one width per layer")
+        raise state_error("dims.hidden", f"is {hidden} for dims.gate_hidden {gate_hidden}, "
+                                         "expected one width per layer")
     geometry, I = _conv_geometry(n_features, channels)
     conv, dtype = [], None
     for i, (raw, (shape, _, _)) in enumerate(zip(_entries(state, "conv", len(geometry)), geometry)):
-        weight = _dense(raw, f"conv.{i}.weight", "weight", shape, dtype)
+        weight = read_dense(raw, f"conv.{i}.weight", "weight", shape, dtype)
         dtype = weight.dtype
-        conv.append((weight, _dense(raw, f"conv.{i}.bias", "bias", (channels,), dtype)))
+        conv.append((weight, read_dense(raw, f"conv.{i}.bias", "bias", (channels,), dtype)))
     layers = []
     for l, (raw, H, G) in enumerate(zip(_entries(state, "layers", len(hidden)), hidden, gate_hidden)):
-        layers.append(_load_layer(raw, f"layers.{l}", D, I, H, G, dtype))
+        layers.append(read_layer(raw, f"layers.{l}", InferenceBiHLSTM, (D, I, H, G), dtype))
         I = H
-    norms = [(_dense(raw, f"norms.{l}.scale", "scale", (H,), dtype),
-              _dense(raw, f"norms.{l}.shift", "shift", (H,), dtype))
+    norms = [(read_dense(raw, f"norms.{l}.scale", "scale", (H,), dtype),
+              read_dense(raw, f"norms.{l}.shift", "shift", (H,), dtype))
              for l, (raw, H) in enumerate(zip(_entries(state, "norms", len(hidden) - 1), hidden))]
-    decoder_w = _dense(state, "decoder_w", "decoder_w", (labels, I), dtype)
-    decoder_b = _dense(state, "decoder_b", "decoder_b", (labels,), dtype)
+    decoder_w = read_dense(state, "decoder_w", "decoder_w", (labels, I), dtype)
+    decoder_b = read_dense(state, "decoder_b", "decoder_b", (labels,), dtype)
     return InferenceDS2(n_features, conv, layers, norms, decoder_w, decoder_b)

@@ -8,14 +8,10 @@ import torch
 
 from symbiotic.errors import UserError
 from symbiotic.models.ds2 import DeepSpeech2, DS2Config
-from symbiotic.models.inference import MATRICES, export, inference_state
-from symbiotic.models.inference_ds2 import (
-    InferenceBiHLSTM,
-    export_ds2,
-    inference_state_ds2,
-    load_inference_ds2,
-)
 from symbiotic.models.lm import HLSTMLanguageModel, LMConfig
+from symbiotic.runtime import lm
+from symbiotic.runtime.ds2 import InferenceBiHLSTM, export, from_state, to_state
+from symbiotic.runtime.formats import MATRICES
 from symbiotic.sparsity.masks import apply_masks, masked_weights
 from symbiotic.sparsity.thinning import thin, thin_index
 from symbiotic.sparsity.units import remove_units
@@ -38,7 +34,6 @@ def _model(rnn="hlstm", remove=True, **kw) -> DeepSpeech2:
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                n = module.num_features
                 module.weight.uniform_(0.5, 1.5, generator=g)
                 module.bias.uniform_(-0.5, 0.5, generator=g)
                 module.running_mean.uniform_(-0.5, 0.5, generator=g)
@@ -76,7 +71,7 @@ def _assert_same(inf, model, x, lengths, atol=1e-5):
 @pytest.mark.parametrize("formats", ALL_FORMATS, ids=lambda f: "-".join(f.values()))
 def test_export_matches_model(formats):
     model = _model()
-    inf = export_ds2(model, formats)
+    inf = export(model, formats)
     thinned = thin(model).config
     assert inf.dims == {"n_features": F_, "conv_channels": 4, "hidden": list(thinned.hidden),
                         "gate_hidden": list(thinned.gate_hidden), "labels": model.decoder.out_features,
@@ -89,14 +84,14 @@ def test_export_matches_model(formats):
 def test_unidirectional_model():
     model = _model(bidirectional=False)
     for formats in (DENSE, CSR, {"u_x": "dense", "u_h": "csr", "w": "dense"}):
-        inf = export_ds2(model, formats)
+        inf = export(model, formats)
         assert inf.dims["bidirectional"] is False and inf.layers[0].directions == 1
         _assert_same(inf, model, *_batch())
 
 
 def test_recurrent_stack_and_frontend_match():
     model = _model()
-    inf = export_ds2(model, {"u_x": "csr", "u_h": "dense", "w": "csr"})
+    inf = export(model, {"u_x": "csr", "u_h": "dense", "w": "csr"})
     x, lengths = _batch()
     with torch.no_grad():
         want_h, want_lengths = model.frontend(x, lengths)
@@ -118,7 +113,7 @@ def test_conv_folding_after_batch_norm_training():
         model(*_batch(seed=seed))
     model.eval()
     assert model.conv[0][1].running_mean.abs().max() > 0
-    inf = export_ds2(model, DENSE)
+    inf = export(model, DENSE)
     x, lengths = _batch(seed=7)
     with torch.no_grad():
         want = model.frontend(x, lengths)[0]
@@ -128,20 +123,20 @@ def test_conv_folding_after_batch_norm_training():
 
 def test_all_same_length_and_one_frame():
     model = _model()
-    inf = export_ds2(model, CSR)
+    inf = export(model, CSR)
     _assert_same(inf, model, *_batch((9, 9)))
     _assert_same(inf, model, *_batch((1, 2)))
 
 
 def test_csr_layouts_and_shapes():
-    inf = export_ds2(_model(), CSR)
+    inf = export(_model(), CSR)
     layer = inf.layers[0]
     H, G, I = layer.hidden_size, layer.gate_hidden, layer.input_size
     assert all(getattr(layer, n).layout == torch.sparse_csr for n in MATRICES)
     assert tuple(layer.u_x.shape) == (2 * 4 * G, I)
     assert tuple(layer.u_h.shape) == (2 * 4 * G, 2 * H)  # direction-block-diagonal
     assert tuple(layer.w.shape) == (2 * 4 * H, 2 * 4 * G)  # the 8 (H, G) blocks on the diagonal
-    dense = export_ds2(_model(), DENSE).layers[0]
+    dense = export(_model(), DENSE).layers[0]
     assert dense.u_h.layout == torch.strided and tuple(dense.u_h.shape) == (2, 4 * G, H)
     assert tuple(dense.w.shape) == (2 * 4, H, G)
 
@@ -150,11 +145,11 @@ def test_csr_layouts_and_shapes():
                          ids=lambda f: "-".join(f.values()))
 def test_state_round_trip(formats):
     model = _model()
-    inf = export_ds2(model, formats)
+    inf = export(model, formats)
     buffer = io.BytesIO()
-    torch.save(inference_state_ds2(inf), buffer)
+    torch.save(to_state(inf), buffer)
     buffer.seek(0)
-    loaded = load_inference_ds2(torch.load(buffer, weights_only=True))
+    loaded = from_state(torch.load(buffer, weights_only=True))
     assert loaded.dims == inf.dims and loaded.formats == inf.formats
     x, lengths = _batch()
     got, want = loaded(x, lengths), inf(x, lengths)
@@ -162,20 +157,20 @@ def test_state_round_trip(formats):
 
 
 def test_load_rejects_foreign_and_corrupt_states():
-    lm = HLSTMLanguageModel(LMConfig(vocab=7, embed=4, hidden=(5,), gate_hidden=(3,)))
+    lm_model = HLSTMLanguageModel(LMConfig(vocab=7, embed=4, hidden=(5,), gate_hidden=(3,)))
     with pytest.raises(UserError, match="kind"):
-        load_inference_ds2(inference_state(export(lm, DENSE)))
-    state = inference_state_ds2(export_ds2(_model(), {"u_x": "dense", "u_h": "csr", "w": "csr"}))
+        from_state(lm.to_state(lm.export(lm_model, DENSE)))
+    state = to_state(export(_model(), {"u_x": "dense", "u_h": "csr", "w": "csr"}))
     bad = {**state, "layers": [dict(state["layers"][0]), state["layers"][1]]}
     bad["layers"][0]["w_b"] = bad["layers"][0]["w_b"][:, 1:]
     with pytest.raises(UserError, match="layers.0.w_b"):
-        load_inference_ds2(bad)
+        from_state(bad)
     with pytest.raises(UserError, match="decoder_b"):
-        load_inference_ds2({k: v for k, v in state.items() if k != "decoder_b"})
+        from_state({k: v for k, v in state.items() if k != "decoder_b"})
     with pytest.raises(UserError, match="version"):
-        load_inference_ds2({**state, "version": 99})
+        from_state({**state, "version": 99})
     with pytest.raises(UserError, match="conv.0.weight"):
-        load_inference_ds2({**state, "dims": {**state["dims"], "n_features": F_ + 4}})
+        from_state({**state, "dims": {**state["dims"], "n_features": F_ + 4}})
     # A CSR u_h entry linking the two directions is not this layout.
     u_h = state["layers"][0]["u_h"]
     H = state["dims"]["hidden"][0]
@@ -187,18 +182,18 @@ def test_load_rejects_foreign_and_corrupt_states():
     bad["layers"][0]["u_h"] = {"crow_indices": crossed.crow_indices(), "col_indices": crossed.col_indices(),
                                "values": crossed.values(), "shape": list(crossed.shape)}
     with pytest.raises(UserError, match="layers.0.u_h"):
-        load_inference_ds2(bad)
+        from_state(bad)
 
 
 def test_export_rejects_lstm_baseline_and_bad_formats():
     with pytest.raises(UserError, match="lstm"):
-        export_ds2(_model("lstm", gate_hidden=0), DENSE)
+        export(_model("lstm", gate_hidden=0), DENSE)
     with pytest.raises(UserError, match="u_h"):
-        export_ds2(_model(), {"u_x": "dense", "u_h": "coo", "w": "dense"})
+        export(_model(), {"u_x": "dense", "u_h": "coo", "w": "dense"})
 
 
 def test_wrong_feature_count_and_empty_input():
-    inf = export_ds2(_model(), DENSE)
+    inf = export(_model(), DENSE)
     with pytest.raises(UserError, match="coefficients"):
         inf(torch.zeros(5, 1, F_ + 1), torch.tensor([5]))
     layer = inf.layers[0]
