@@ -1,0 +1,81 @@
+"""Benchmark: the compiled H-LSTM time loop against today's torch-op loop and nn.LSTM.
+
+    python benchmarks/native_loop.py [--sparsity 0.98] [--rounds 21] [--threads 1 2] [--out FILE]
+
+The shape of the default PTB final model's recurrent part (one H-LSTM layer, H = G = 256,
+embedding 128, batch 16 x 70 steps) with random weights at ``--sparsity``, against the
+2 x 256 nn.LSTM baseline's recurrent part (embedding and LSTM layers, no decoder). Every
+variant starts from the same tokens; medians of interleaved rounds, per thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from symbiotic.flow.latency import side_by_side
+from symbiotic.hardware.measure import fingerprint, resolve_device
+from symbiotic.models.lm import HLSTMLanguageModel, LMConfig, StackedLMConfig, StackedLSTMLanguageModel
+from symbiotic.runtime import native
+from symbiotic.runtime.lm import export
+from symbiotic.sparsity.masks import random_masks
+from symbiotic.tasks.ptb import PTBTask
+
+VOCAB, EMBED, WIDTH, T, B = 10000, 128, 256, 70, 16
+
+
+def _native_call(model, tokens):
+    layer = model.layers[0]
+
+    def call():
+        x = F.embedding(tokens, model.embedding)
+        return native.hlstm_loop(layer.input_half(x), layer.u_h, layer.w, layer.w_b)
+
+    return call
+
+
+def calls(sparsity: float, tokens) -> dict:
+    torch.manual_seed(0)
+    baseline = StackedLSTMLanguageModel(StackedLMConfig(vocab=VOCAB, embed=EMBED, hidden=WIDTH, layers=2)).eval()
+    hlstm = HLSTMLanguageModel(LMConfig(vocab=VOCAB, embed=EMBED, hidden=(WIDTH,), gate_hidden=(WIDTH,)))
+    random_masks(hlstm.layers, 1.0 - sparsity, torch.Generator().manual_seed(0))
+    csr = export(hlstm, {"u_x": "dense", "u_h": "csr", "w": "csr"}, thinned=False)
+    dense = export(hlstm, {"u_x": "dense", "u_h": "dense", "w": "dense"}, thinned=False)
+    return {"nn.LSTM 2x256": PTBTask.latency_call(baseline, (tokens,), "recurrent"),
+            "torch loop, CSR": PTBTask.latency_call(csr, (tokens,), "recurrent"),
+            "native loop, CSR": _native_call(csr, tokens),
+            "native loop, dense": _native_call(dense, tokens)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sparsity", type=float, default=0.98)
+    p.add_argument("--rounds", type=int, default=21)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--out", type=Path, default=None, help="JSON file for the results")
+    args = p.parse_args()
+    device = resolve_device("cpu")
+    tokens = torch.randint(0, VOCAB, (T, B), generator=torch.Generator().manual_seed(0))
+    todo = calls(args.sparsity, tokens)
+    rows = []
+    for threads in args.threads:
+        timing = side_by_side(todo, device, threads, args.rounds, min_run_time=0.05)
+        base = timing["nn.LSTM 2x256"]["median_s"]
+        for name, t in timing.items():
+            rows.append({"threads": threads, "variant": name, "median_ms": round(t["median_s"] * 1e3, 3),
+                         "min_ms": round(t["min_s"] * 1e3, 3), "max_ms": round(t["max_s"] * 1e3, 3),
+                         "speedup_vs_lstm": round(base / t["median_s"], 2)})
+            print(json.dumps(rows[-1]), flush=True)
+    doc = {"cpu": fingerprint(device, max(args.threads))["cpu_model"], "sparsity": args.sparsity,
+           "shape": {"T": T, "B": B, "H": WIDTH, "G": WIDTH, "embed": EMBED}, "rounds": args.rounds, "rows": rows}
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
