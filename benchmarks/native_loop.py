@@ -43,7 +43,7 @@ def calls(sparsity: float, tokens) -> dict:
     baseline = StackedLSTMLanguageModel(StackedLMConfig(vocab=VOCAB, embed=EMBED, hidden=WIDTH, layers=2)).eval()
     hlstm = HLSTMLanguageModel(LMConfig(vocab=VOCAB, embed=EMBED, hidden=(WIDTH,), gate_hidden=(WIDTH,)))
     random_masks(hlstm.layers, 1.0 - sparsity, torch.Generator().manual_seed(0))
-    csr = export(hlstm, {"u_x": "dense", "u_h": "csr", "w": "csr"}, thinned=False)
+    csr = export(hlstm, {"u_x": "csr", "u_h": "csr", "w": "csr"}, thinned=False)
     dense = export(hlstm, {"u_x": "dense", "u_h": "dense", "w": "dense"}, thinned=False)
     return {"nn.LSTM 2x256": PTBTask.latency_call(baseline, (tokens,), "recurrent"),
             "torch loop, CSR": PTBTask.latency_call(csr, (tokens,), "recurrent"),

@@ -50,10 +50,10 @@ def load():
 
     folder = build_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    flags = ["-O3", "-march=native", "-fopenmp", "-ffp-contract=fast"]
+    flags = ["-O3", "-march=native", "-fopenmp", "-ffast-math"]  # -ffast-math: vector expf (libmvec)
     try:
         return cpp_extension.load("symbiotic_native", [str(SOURCE)], extra_cflags=flags,
-                                  extra_ldflags=["-fopenmp"], build_directory=str(folder), verbose=False)
+                                  extra_ldflags=["-fopenmp", "-lmvec"], build_directory=str(folder), verbose=False)
     except (RuntimeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise UserError(f"the native runtime did not build ({first})",
@@ -71,5 +71,5 @@ def hlstm_loop(pre: Tensor, u_h: Tensor, w: Tensor, w_b: Tensor) -> Tensor:
         return pre.new_zeros(0, D, H, B)
     if u_h.layout != torch.sparse_csr and u_h.dim() == 2:
         u_h = u_h.unsqueeze(0)  # one direction
-    flat = pre.permute(1, 0, 2).reshape(R, T * B).contiguous()  # column t*B + b, as the kernel reads
+    flat = pre.permute(1, 0, 2).reshape(R, T * B)  # column t*B + b, as the kernel reads (any strides)
     return load().hlstm_loop(flat, T, u_h, w, w_b)
