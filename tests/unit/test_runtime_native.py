@@ -78,3 +78,18 @@ def test_native_loop_of_two_directions_equals_the_torch_loop(u_h, w):
     expected = _bi_recurrence(pre, h, h.clone(), bi.u_h, bi.w, bi.loop_bias(), bi.is_csr("u_h"), bi.is_csr("w"))
     out = native.hlstm_loop(pre, bi.u_h, bi.w, bi.w_b)
     assert out.shape == expected.shape and (out - expected).abs().max() <= 1e-5
+
+
+def test_native_loop_gives_the_same_numbers_on_one_and_two_threads():
+    layer = _layer(H=33, G=17)
+    exported = InferenceHLSTMLayer.from_trained(layer, {"u_x": "dense", "u_h": "csr", "w": "csr"})
+    pre = exported.input_half(torch.randn(5, 16, layer.input_size, generator=torch.Generator().manual_seed(4)))
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            outs.append(native.hlstm_loop(pre, exported.u_h, exported.w, exported.w_b))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(outs[0], outs[1])

@@ -12,6 +12,9 @@
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <omp.h>
+
+#include <algorithm>
 
 #include <math.h>
 
@@ -27,41 +30,64 @@ inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 inline float tanh_fast(float x) { return 2.0f / (1.0f + expf(-2.0f * x)) - 1.0f; }
 
-// out (rows, B) = init (rows, B; strides init_ld, init_step) + A (rows, K) CSR @ x (K, B).
-// Rows have few nonzeros at the sparsities that pick CSR, so per-row overhead matters: the
-// batch width is a compile-time constant where it is one of the common ones (BW > 0).
+// out (rows, B) = init (rows, B; strides init_ld, init_step) + A (rows, K) CSR @ x (K, B),
+// through ReLU if ``relu``. Rows have few nonzeros at the sparsities that pick CSR, so per-row
+// overhead matters: the batch width is a compile-time constant where it is a common one (BW > 0).
+struct Csr {
+  const int32_t* crow;
+  const int32_t* col;
+  const float* val;
+};
+
 template <int64_t BW>
-void csr_rows(const int32_t* __restrict crow, const int32_t* __restrict col, const float* __restrict val,
-              int64_t lo, int64_t hi, const float* __restrict x, int64_t B_, const float* __restrict init,
-              int64_t init_ld, int64_t init_step, float* __restrict out) {
+void csr_rows_of(const Csr& a, int64_t lo, int64_t hi, const float* __restrict x, int64_t B_,
+                 const float* __restrict init, int64_t init_ld, int64_t init_step, float* __restrict out, bool relu) {
   const int64_t B = BW > 0 ? BW : B_;
   for (int64_t r = lo; r < hi; ++r) {
     float acc[BW > 0 ? BW : 1];
     float* dst = BW > 0 ? acc : out + r * B;
     const float* start = init + r * init_ld;
     for (int64_t b = 0; b < B; ++b) dst[b] = start[b * init_step];
-    for (int32_t j = crow[r]; j < crow[r + 1]; ++j) {
-      const float v = val[j];
-      const float* __restrict xr = x + static_cast<int64_t>(col[j]) * B;
+    for (int32_t j = a.crow[r]; j < a.crow[r + 1]; ++j) {
+      const float v = a.val[j];
+      const float* __restrict xr = x + static_cast<int64_t>(a.col[j]) * B;
 #pragma omp simd
       for (int64_t b = 0; b < B; ++b) dst[b] += v * xr[b];
     }
-    if (BW > 0) {
-      for (int64_t b = 0; b < B; ++b) out[r * B + b] = acc[b];
-    }
+    for (int64_t b = 0; b < B; ++b) out[r * B + b] = relu && dst[b] < 0.0f ? 0.0f : dst[b];
   }
 }
 
-void csr_product(const int32_t* crow, const int32_t* col, const float* val, int64_t rows,
-                 const float* x, int64_t B, const float* init, int64_t init_ld, int64_t init_step, float* out) {
-  at::parallel_for(0, rows, 128, [&](int64_t lo, int64_t hi) {
-    switch (B) {
-      case 8: return csr_rows<8>(crow, col, val, lo, hi, x, B, init, init_ld, init_step, out);
-      case 16: return csr_rows<16>(crow, col, val, lo, hi, x, B, init, init_ld, init_step, out);
-      case 32: return csr_rows<32>(crow, col, val, lo, hi, x, B, init, init_ld, init_step, out);
-      default: return csr_rows<0>(crow, col, val, lo, hi, x, B, init, init_ld, init_step, out);
+void csr_rows(const Csr& a, int64_t lo, int64_t hi, const float* x, int64_t B, const float* init, int64_t init_ld,
+              int64_t init_step, float* out, bool relu) {
+  switch (B) {
+    case 8: return csr_rows_of<8>(a, lo, hi, x, B, init, init_ld, init_step, out, relu);
+    case 16: return csr_rows_of<16>(a, lo, hi, x, B, init, init_ld, init_step, out, relu);
+    case 32: return csr_rows_of<32>(a, lo, hi, x, B, init, init_ld, init_step, out, relu);
+    default: return csr_rows_of<0>(a, lo, hi, x, B, init, init_ld, init_step, out, relu);
+  }
+}
+
+// The cell update of state rows [lo, hi) of D*H (row q: direction q / H, unit q % H), B wide:
+// gate rows f, i, o, g of each direction; c = f*c + i*g, h = o*tanh(c), h also into out_t.
+void cell_rows(int64_t lo, int64_t hi, int64_t H, int64_t B, const float* gates, float* c, float* h, float* out_t) {
+  const int64_t n = H * B;
+  for (int64_t q = lo; q < hi; ++q) {
+    const float* f = gates + ((q / H) * 4 * H + q % H) * B;
+    const float* i = f + n;
+    const float* o = f + 2 * n;
+    const float* g = f + 3 * n;
+    float* cq = c + q * B;
+    float* hq = h + q * B;
+    float* oq = out_t + q * B;
+#pragma omp simd
+    for (int64_t b = 0; b < B; ++b) {
+      const float ck = sigmoid(f[b]) * cq[b] + sigmoid(i[b]) * tanh_fast(g[b]);
+      cq[b] = ck;
+      hq[b] = sigmoid(o[b]) * tanh_fast(ck);
+      oq[b] = hq[b];
     }
-  });
+  }
 }
 
 // A matrix of one product, dense (a strided 2-D or 3-D tensor) or CSR with int32 indices.
@@ -84,6 +110,7 @@ struct Matrix {
   }
 
   int64_t rows() const { return csr ? crow.numel() - 1 : dense.size(0); }
+  Csr view() const { return {crow.data_ptr<int32_t>(), col.data_ptr<int32_t>(), val.data_ptr<float>()}; }
 };
 
 void check_float(const at::Tensor& t, const char* name) {
@@ -123,41 +150,45 @@ at::Tensor hlstm_loop(const at::Tensor& pre, int64_t steps, const at::Tensor& u_
   const float* pre_p = pre.data_ptr<float>();
   const int64_t row_stride = pre.stride(0), col_stride = pre.stride(1), n = H * B;
 
+  float* op = out.data_ptr<float>();
+  const float* bp = bias_rows.data_ptr<float>();
+  if (uh.csr && ww.csr) {
+    // One parallel region for the whole loop, three barriers a step: forking per product
+    // (at::parallel_for) cost more than a second thread saved.
+    const Csr a = uh.view(), w2 = ww.view();
+#pragma omp parallel num_threads(std::max(1, at::get_num_threads()))
+    {
+      const int64_t id = omp_get_thread_num(), nt = omp_get_num_threads();
+      auto lo = [&](int64_t total) { return total * id / nt; };
+      auto hi = [&](int64_t total) { return total * (id + 1) / nt; };
+      for (int64_t t = 0; t < steps; ++t) {
+        csr_rows(a, lo(R), hi(R), hp, B, pre_p + t * B * col_stride, row_stride, col_stride, zp, true);
+#pragma omp barrier
+        csr_rows(w2, lo(D * 4 * H), hi(D * 4 * H), zp, B, bp, B, 1, gp, false);
+#pragma omp barrier
+        cell_rows(lo(D * H), hi(D * H), H, B, gp, cp, hp, op + t * D * n);
+#pragma omp barrier
+      }
+    }
+    return out;
+  }
   for (int64_t t = 0; t < steps; ++t) {
     // z = relu(pre_t + U_h h), all directions at once
     if (uh.csr) {
-      csr_product(uh.crow.data_ptr<int32_t>(), uh.col.data_ptr<int32_t>(), uh.val.data_ptr<float>(), R, hp, B,
-                  pre_p + t * B * col_stride, row_stride, col_stride, zp);
+      csr_rows(uh.view(), 0, R, hp, B, pre_p + t * B * col_stride, row_stride, col_stride, zp, true);
     } else {
       at::Tensor z3 = z.view({D, 4 * G, B});
       at::baddbmm_out(z3, pre.narrow(1, t * B, B).view({D, 4 * G, B}), uh.dense, h);
+      z.clamp_min_(0.0f);
     }
-    for (int64_t k = 0; k < R * B; ++k) zp[k] = zp[k] > 0.0f ? zp[k] : 0.0f;
     // gates = w_b + W z
     if (ww.csr) {
-      csr_product(ww.crow.data_ptr<int32_t>(), ww.col.data_ptr<int32_t>(), ww.val.data_ptr<float>(), D * 4 * H, zp,
-                  B, bias_rows.data_ptr<float>(), B, 1, gp);
+      csr_rows(ww.view(), 0, D * 4 * H, zp, B, bp, B, 1, gp, false);
     } else {
       at::Tensor g3 = gates.view({D * 4, H, B});
       at::baddbmm_out(g3, bias_rows.view({D * 4, H, B}), ww.dense, z.view({D * 4, G, B}));
     }
-    // per direction, gate rows f, i, o, g: c = f*c + i*g, h = o*tanh(c)
-    for (int64_t d = 0; d < D; ++d) {
-      const float* f = gp + d * 4 * n;
-      const float* i = f + n;
-      const float* o = f + 2 * n;
-      const float* g = f + 3 * n;
-      float* cd = cp + d * n;
-      float* hd = hp + d * n;
-      float* ht = out.data_ptr<float>() + (t * D + d) * n;
-#pragma omp simd
-      for (int64_t k = 0; k < n; ++k) {
-        const float ck = sigmoid(f[k]) * cd[k] + sigmoid(i[k]) * tanh_fast(g[k]);
-        cd[k] = ck;
-        hd[k] = sigmoid(o[k]) * tanh_fast(ck);
-        ht[k] = hd[k];
-      }
-    }
+    cell_rows(0, D * H, H, B, gp, cp, hp, op + t * D * n);
   }
   return out;
 }
