@@ -6,6 +6,12 @@ The shape of the default PTB final model's recurrent part (one H-LSTM layer, H =
 embedding 128, batch 16 x 70 steps) with random weights at ``--sparsity``, against the
 2 x 256 nn.LSTM baseline's recurrent part (embedding and LSTM layers, no decoder). Every
 variant starts from the same tokens; medians of interleaved rounds, per thread count.
+
+Each variant is also set against a bound computed from its own work: its multiply-adds (the
+nonzeros of its matrices x batch x steps, nothing for the zeros CSR skips) at this CPU's peak
+rate, measured as the fastest of three square float32 GEMMs, plus its gate nonlinearities
+(five exp-based functions per state element and step) at the measured rate of
+``torch.sigmoid`` over a cache-resident tensor on one core, times the threads. ``fraction_of_bound`` = bound / measured median (1 = at the bound).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from symbiotic.flow.latency import side_by_side
-from symbiotic.hardware.measure import fingerprint, resolve_device
+from symbiotic.hardware.measure import fingerprint, measure, resolve_device
 from symbiotic.models.lm import HLSTMLanguageModel, LMConfig, StackedLMConfig, StackedLSTMLanguageModel
 from symbiotic.runtime import native
 from symbiotic.runtime.lm import export
@@ -38,13 +44,49 @@ def _native_call(model, tokens):
     return call
 
 
-def calls(sparsity: float, tokens) -> dict:
+def _macs_per_column(t) -> int:
+    """Multiply-adds per batch column: a CSR product does its nonzeros, a dense one every entry."""
+    return int(t._nnz()) if t.layout == torch.sparse_csr else t.numel()
+
+
+def work(sparsity: float) -> dict[str, tuple[int, int]]:
+    """(multiply-adds, nonlinearity elements) of each variant's recurrent part."""
+    models = _models(sparsity)
+    lstm_macs = sum(T * B * 4 * WIDTH * (i + WIDTH) for i in (EMBED, WIDTH))
+    out = {"nn.LSTM 2x256": (lstm_macs, 2 * 5 * T * B * WIDTH)}
+    for name, model in (("torch loop, CSR", models["csr"]), ("native loop, CSR", models["csr"]),
+                        ("native loop, dense", models["dense"])):
+        layer = model.layers[0]
+        out[name] = (T * B * sum(_macs_per_column(getattr(layer, m)) for m in ("u_x", "u_h", "w")), 5 * T * B * WIDTH)
+    return out
+
+
+def rates(device, threads: int) -> dict[str, float]:
+    """Peak multiply-adds/s (the fastest of three square GEMMs) and sigmoid elements/s on a
+    cache-resident tensor (what the loop's state is), on ``threads``."""
+    macs = []
+    for n in (512, 1024, 2048):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        macs.append(n ** 3 / measure(lambda: torch.mm(a, b), device=device, threads=threads, min_run_time=0.2).median_s)
+    # One core's rate times the threads: the ideal scaling (a small tensor does not split well).
+    v, out = torch.randn(1 << 17), torch.empty(1 << 17)
+    elem = measure(lambda: torch.sigmoid(v, out=out), device=device, threads=1, min_run_time=0.2).median_s
+    return {"macs_per_s": max(macs), "elems_per_s": threads * v.numel() / elem}
+
+
+def _models(sparsity: float) -> dict:
     torch.manual_seed(0)
     baseline = StackedLSTMLanguageModel(StackedLMConfig(vocab=VOCAB, embed=EMBED, hidden=WIDTH, layers=2)).eval()
     hlstm = HLSTMLanguageModel(LMConfig(vocab=VOCAB, embed=EMBED, hidden=(WIDTH,), gate_hidden=(WIDTH,)))
     random_masks(hlstm.layers, 1.0 - sparsity, torch.Generator().manual_seed(0))
-    csr = export(hlstm, {"u_x": "csr", "u_h": "csr", "w": "csr"}, thinned=False)
-    dense = export(hlstm, {"u_x": "dense", "u_h": "dense", "w": "dense"}, thinned=False)
+    return {"baseline": baseline,
+            "csr": export(hlstm, {"u_x": "csr", "u_h": "csr", "w": "csr"}, thinned=False),
+            "dense": export(hlstm, {"u_x": "dense", "u_h": "dense", "w": "dense"}, thinned=False)}
+
+
+def calls(sparsity: float, tokens) -> dict:
+    models = _models(sparsity)
+    baseline, csr, dense = models["baseline"], models["csr"], models["dense"]
     return {"nn.LSTM 2x256": PTBTask.latency_call(baseline, (tokens,), "recurrent"),
             "torch loop, CSR": PTBTask.latency_call(csr, (tokens,), "recurrent"),
             "native loop, CSR": _native_call(csr, tokens),
@@ -60,18 +102,24 @@ def main() -> None:
     args = p.parse_args()
     device = resolve_device("cpu")
     tokens = torch.randint(0, VOCAB, (T, B), generator=torch.Generator().manual_seed(0))
-    todo = calls(args.sparsity, tokens)
-    rows = []
+    todo, needs = calls(args.sparsity, tokens), work(args.sparsity)
+    rows, peaks = [], {}
     for threads in args.threads:
+        peaks[threads] = rate = rates(device, threads)
         timing = side_by_side(todo, device, threads, args.rounds, min_run_time=0.05)
         base = timing["nn.LSTM 2x256"]["median_s"]
         for name, t in timing.items():
+            macs, elems = needs[name]
+            bound = macs / rate["macs_per_s"] + elems / rate["elems_per_s"]
             rows.append({"threads": threads, "variant": name, "median_ms": round(t["median_s"] * 1e3, 3),
                          "min_ms": round(t["min_s"] * 1e3, 3), "max_ms": round(t["max_s"] * 1e3, 3),
-                         "speedup_vs_lstm": round(base / t["median_s"], 2)})
+                         "speedup_vs_lstm": round(base / t["median_s"], 2), "macs": macs,
+                         "bound_ms": round(bound * 1e3, 3), "fraction_of_bound": round(bound / t["median_s"], 3)})
             print(json.dumps(rows[-1]), flush=True)
     doc = {"cpu": fingerprint(device, max(args.threads))["cpu_model"], "sparsity": args.sparsity,
-           "shape": {"T": T, "B": B, "H": WIDTH, "G": WIDTH, "embed": EMBED}, "rounds": args.rounds, "rows": rows}
+           "shape": {"T": T, "B": B, "H": WIDTH, "G": WIDTH, "embed": EMBED}, "rounds": args.rounds,
+           "rates": {str(k): {n: round(v / 1e9, 2) for n, v in r.items()} for k, r in peaks.items()},  # 1e9 per second
+           "rows": rows}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(doc, indent=2) + "\n")
