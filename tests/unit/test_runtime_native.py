@@ -93,3 +93,16 @@ def test_native_loop_gives_the_same_numbers_on_one_and_two_threads():
     finally:
         torch.set_num_threads(before)
     assert torch.equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("B", [16, 5])
+def test_the_kernel_reads_a_transposed_input_half_as_a_contiguous_one(B):
+    """pre (R, T*B) may come with any strides, e.g. the transpose of an (T*B, R) product."""
+    layer = _layer()
+    exported = InferenceHLSTMLayer.from_trained(layer, {"u_x": "dense", "u_h": "csr", "w": "csr"})
+    pre = exported.input_half(torch.randn(3, B, layer.input_size, generator=torch.Generator().manual_seed(5)))
+    flat = pre.permute(1, 0, 2).reshape(pre.shape[1], -1).contiguous()
+    strided = flat.t().contiguous().t()  # same values, strides (1, R)
+    kernel = native.load().hlstm_loop
+    w_b = exported.w_b.reshape(4, -1)
+    assert torch.equal(kernel(strided, 3, exported.u_h, exported.w, w_b), kernel(flat, 3, exported.u_h, exported.w, w_b))
