@@ -27,6 +27,7 @@ from symbiotic.flow.latency import side_by_side
 from symbiotic.hardware.measure import fingerprint, measure, resolve_device
 from symbiotic.models.lm import HLSTMLanguageModel, LMConfig, StackedLMConfig, StackedLSTMLanguageModel
 from symbiotic.runtime import native
+from symbiotic.runtime.formats import MATRICES, every
 from symbiotic.runtime.lm import export
 from symbiotic.sparsity.masks import random_masks
 from symbiotic.tasks.ptb import PTBTask
@@ -49,16 +50,27 @@ def _macs_per_column(t) -> int:
     return int(t._nnz()) if t.layout == torch.sparse_csr else t.numel()
 
 
-def work(sparsity: float) -> dict[str, tuple[int, int]]:
-    """(multiply-adds, nonlinearity elements) of each variant's recurrent part."""
-    models = _models(sparsity)
-    lstm_macs = sum(T * B * 4 * WIDTH * (i + WIDTH) for i in (EMBED, WIDTH))
-    out = {"nn.LSTM 2x256": (lstm_macs, 2 * 5 * T * B * WIDTH)}
-    for name, model in (("torch loop, CSR", models["csr"]), ("native loop, CSR", models["csr"]),
-                        ("native loop, dense", models["dense"])):
+def models(sparsity: float) -> dict:
+    torch.manual_seed(0)
+    baseline = StackedLSTMLanguageModel(StackedLMConfig(vocab=VOCAB, embed=EMBED, hidden=WIDTH, layers=2)).eval()
+    hlstm = HLSTMLanguageModel(LMConfig(vocab=VOCAB, embed=EMBED, hidden=(WIDTH,), gate_hidden=(WIDTH,)))
+    random_masks(hlstm.layers, 1.0 - sparsity, torch.Generator().manual_seed(0))
+    return {"baseline": baseline, "csr": export(hlstm, every("csr"), thinned=False),
+            "dense": export(hlstm, every("dense"), thinned=False)}
+
+
+def variants(built: dict, tokens) -> dict[str, tuple]:
+    """name -> (the call timed, its multiply-adds, its nonlinearity elements)."""
+    def hlstm_work(model) -> tuple[int, int]:
         layer = model.layers[0]
-        out[name] = (T * B * sum(_macs_per_column(getattr(layer, m)) for m in ("u_x", "u_h", "w")), 5 * T * B * WIDTH)
-    return out
+        return T * B * sum(_macs_per_column(getattr(layer, m)) for m in MATRICES), 5 * T * B * WIDTH
+
+    lstm_work = (sum(T * B * 4 * WIDTH * (i + WIDTH) for i in (EMBED, WIDTH)), 2 * 5 * T * B * WIDTH)
+    csr, dense = built["csr"], built["dense"]
+    return {"nn.LSTM 2x256": (PTBTask.latency_call(built["baseline"], (tokens,), "recurrent"), *lstm_work),
+            "torch loop, CSR": (PTBTask.latency_call(csr, (tokens,), "recurrent"), *hlstm_work(csr)),
+            "native loop, CSR": (_native_call(csr, tokens), *hlstm_work(csr)),
+            "native loop, dense": (_native_call(dense, tokens), *hlstm_work(dense))}
 
 
 def rates(device, threads: int) -> dict[str, float]:
@@ -74,25 +86,6 @@ def rates(device, threads: int) -> dict[str, float]:
     return {"macs_per_s": max(macs), "elems_per_s": threads * v.numel() / elem}
 
 
-def _models(sparsity: float) -> dict:
-    torch.manual_seed(0)
-    baseline = StackedLSTMLanguageModel(StackedLMConfig(vocab=VOCAB, embed=EMBED, hidden=WIDTH, layers=2)).eval()
-    hlstm = HLSTMLanguageModel(LMConfig(vocab=VOCAB, embed=EMBED, hidden=(WIDTH,), gate_hidden=(WIDTH,)))
-    random_masks(hlstm.layers, 1.0 - sparsity, torch.Generator().manual_seed(0))
-    return {"baseline": baseline,
-            "csr": export(hlstm, {"u_x": "csr", "u_h": "csr", "w": "csr"}, thinned=False),
-            "dense": export(hlstm, {"u_x": "dense", "u_h": "dense", "w": "dense"}, thinned=False)}
-
-
-def calls(sparsity: float, tokens) -> dict:
-    models = _models(sparsity)
-    baseline, csr, dense = models["baseline"], models["csr"], models["dense"]
-    return {"nn.LSTM 2x256": PTBTask.latency_call(baseline, (tokens,), "recurrent"),
-            "torch loop, CSR": PTBTask.latency_call(csr, (tokens,), "recurrent"),
-            "native loop, CSR": _native_call(csr, tokens),
-            "native loop, dense": _native_call(dense, tokens)}
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sparsity", type=float, default=0.98)
@@ -102,14 +95,15 @@ def main() -> None:
     args = p.parse_args()
     device = resolve_device("cpu")
     tokens = torch.randint(0, VOCAB, (T, B), generator=torch.Generator().manual_seed(0))
-    todo, needs = calls(args.sparsity, tokens), work(args.sparsity)
+    todo = variants(models(args.sparsity), tokens)
     rows, peaks = [], {}
     for threads in args.threads:
         peaks[threads] = rate = rates(device, threads)
-        timing = side_by_side(todo, device, threads, args.rounds, min_run_time=0.05)
+        timing = side_by_side({name: v[0] for name, v in todo.items()}, device, threads, args.rounds,
+                              min_run_time=0.05)
         base = timing["nn.LSTM 2x256"]["median_s"]
         for name, t in timing.items():
-            macs, elems = needs[name]
+            _, macs, elems = todo[name]
             bound = macs / rate["macs_per_s"] + elems / rate["elems_per_s"]
             rows.append({"threads": threads, "variant": name, "median_ms": round(t["median_s"] * 1e3, 3),
                          "min_ms": round(t["min_s"] * 1e3, 3), "max_ms": round(t["max_s"] * 1e3, 3),

@@ -5,8 +5,10 @@ import itertools
 import pytest
 import torch
 
+from symbiotic.errors import UserError
 from symbiotic.models.hlstm import HLSTMLayer
 from symbiotic.runtime import native
+from symbiotic.runtime.ds2 import InferenceBiHLSTM, _bi_recurrence
 from symbiotic.runtime.lm import InferenceHLSTMLayer
 from symbiotic.sparsity.masks import apply_masks, random_masks
 
@@ -45,16 +47,12 @@ def test_native_loop_of_no_steps_is_empty():
 
 
 def test_an_unknown_runtime_setting_is_a_one_line_error(monkeypatch):
-    from symbiotic.errors import UserError
-
     monkeypatch.setenv("SYMBIOTIC_RUNTIME", "fast")
     with pytest.raises(UserError, match="SYMBIOTIC_RUNTIME"):
         native.wanted()
 
 
 def test_a_missing_compiler_is_a_one_line_error_that_names_the_fix(monkeypatch):
-    from symbiotic.errors import UserError
-
     monkeypatch.setenv("CXX", "no-such-compiler")
     native.load.cache_clear()
     try:
@@ -66,8 +64,6 @@ def test_a_missing_compiler_is_a_one_line_error_that_names_the_fix(monkeypatch):
 
 @pytest.mark.parametrize("u_h,w", LOOP_FORMATS)
 def test_native_loop_of_two_directions_equals_the_torch_loop(u_h, w):
-    from symbiotic.runtime.ds2 import InferenceBiHLSTM, _bi_recurrence
-
     directions = [_layer(), _layer()]
     with torch.no_grad():
         directions[1].w_b.mul_(-1)  # the two directions differ

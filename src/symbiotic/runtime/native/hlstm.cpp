@@ -21,7 +21,6 @@
 #include <math.h>
 
 #include <cstdint>
-#include <vector>
 
 namespace {
 
