@@ -21,8 +21,8 @@ def main(argv=None):
     params = load_params(args.params)
     cfg = build(ProfileConfig, section(params, "profile.measure"), "profile.measure")
     shape = build(TaskShape, section(params, f"profile.{args.task}"), f"profile.{args.task}")
-    base = task_module(args.task).profile_base(params)
-    result = profile_task(args.task, params.get("device"), cfg, shape, base, args.out, args.metrics)
+    target = task_module(args.task).latency_target(params)
+    result = profile_task(args.task, params.get("device"), cfg, shape, target, args.out, args.metrics)
     print(f"profile {args.task}: " + ", ".join(f"{k}={v}" for k, v in sorted(result.items())))
 
 

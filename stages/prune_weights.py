@@ -1,14 +1,17 @@
 """prune_weights: step (d), magnitude weight pruning; exports the fastest form for the device."""
 
+import copy
 from pathlib import Path
 
 from symbiotic import io
 from symbiotic.cli import run
 from symbiotic.config import load_params
-from symbiotic.flow.prune_weights import PruneWeightsConfig, prune_weights, ship
+from symbiotic.flow.prune_weights import PruneWeightsConfig, decoder_evidence, prune_weights, ship
 from symbiotic.flow.stage import Context, load_step, score_line, threshold_from, write
 from symbiotic.hardware.measure import default_threads, resolve_device
 from symbiotic.hardware.report import load_profile
+from symbiotic.runtime.formats import output_sparsity
+from symbiotic.sparsity.masks import output_masks
 from symbiotic.training.loop import Trainer
 
 from _args import training_parser
@@ -32,17 +35,31 @@ def main(argv=None):
     start = load_step(task, args.input)
     model = start.model
     trainer = Trainer(task, model, task.cfg, lr=start.lr)
-    resume = ctx.resume(["train", "prune_weights", "threshold"], [args.input, args.baseline])
+    sections, inputs = ["train", "prune_weights", "threshold"], [args.input, args.baseline]
+    resume = ctx.resume(sections, inputs)
     log = prune_weights(task, model, trainer, cfg, threshold, tcfg.split, resume)
+    without, resume_decoder = None, None
+    if cfg.decoder:  # a second phase on the decoder alone; the model before it is kept for the evidence
+        without = copy.deepcopy(model)
+        resume_decoder = ctx.resume(sections, inputs, phase="decoder")
+        log += prune_weights(task, model, trainer, cfg, threshold, tcfg.split, resume_decoder, output_masks)
 
-    exported, shipped = ship(task, model, profile, cfg, device, default_threads())
+    threads = default_threads()
+    exported, shipped = ship(task, model, profile, cfg, device, threads)
+    if without is not None:
+        shipped["decoder"] = decoder_evidence(task, without, exported, profile, device, threads,
+                                              cfg.confirm_rounds, shipped)
     io.save_tensors(task.inference_state(exported), args.export)
     extra = {"threshold": threshold.bound, "iterations": len(log),
-             "accepted": sum(r["accepted"] for r in log), **shipped}
+             "accepted": sum(r["accepted"] for r in log), "decoder_density": 1.0 - output_sparsity(model),
+             **shipped}
     formats, widths = shipped["formats"], shipped["widths"]
     result = write(ctx, task, model, trainer, args.model, args.metrics, args.history, extra, log, args.log)
-    resume.finish()
-    print(f"prune_weights {args.task}: density {result['recurrent_density']:.3f}, formats {formats}, "
+    for r in (resume, resume_decoder):
+        if r is not None:
+            r.finish()
+    print(f"prune_weights {args.task}: density {result['recurrent_density']:.3f} "
+          f"(decoder {result['decoder_density']:.3f}, {shipped['decoder_format']}), formats {formats}, "
           f"widths {widths[widths['shipped']]} ({widths['shipped']}), "
           f"{score_line(task, result)} (threshold {threshold.bound:.2f})")
 

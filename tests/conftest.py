@@ -62,3 +62,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(params=["native", "torch"])
+def runtime(request, monkeypatch):
+    """Each exported model's two time loops: the compiled one (the default) and the torch one
+    (``SYMBIOTIC_RUNTIME=torch``); the test also checks that the chosen one is the one that ran."""
+    from symbiotic.runtime import native
+
+    monkeypatch.setenv("SYMBIOTIC_RUNTIME", request.param)
+    calls = []
+    real = native.hlstm_rows
+    monkeypatch.setattr(native, "hlstm_rows", lambda *a: calls.append(1) or real(*a))
+    yield request.param
+    assert bool(calls) == (request.param == "native"), f"the {request.param} loop did not run"

@@ -31,7 +31,7 @@ def test_profile_outputs(tmp_path):
     for name in ("hidden", "gate_hidden", "input"):
         assert lhp["dimensions"][name]["lhps"][-1] == max(table[table.dimension == name]["size"])
     sparse = pd.read_csv(out / "sparse.csv")
-    assert set(sparse["product"]) == {"u_x", "u_h", "w"} and set(sparse["sparsity"]) == {0.0, 0.9}
+    assert set(sparse["product"]) == {"u_x", "u_h", "w", "decoder"} and set(sparse["sparsity"]) == {0.0, 0.9}
     device = json.loads((out / "device.json").read_text())
     assert device["threads"] >= 1 and device["torch_version"] == torch.__version__
     assert (out / "lhe.png").stat().st_size > 1000

@@ -160,7 +160,7 @@ def test_step_d_ships_step_c_widths_when_pruning_empties_no_unit(task, model):
     from symbiotic.flow.prune_weights import export_widths
 
     formats = {"u_x": "dense", "u_h": "dense", "w": "dense"}
-    exported, record = export_widths(task, model, formats, torch.device("cpu"), 1, 1, 4, 2)
+    exported, record = export_widths(task, model, formats, "dense", torch.device("cpu"), 1, 1, 4, 2)
     assert record["shipped"] == "step_c" and record["thinned"] == record["step_c"] == model.widths()
     assert exported.layers[0].hidden_size == model.widths()["hidden.0"]
 
@@ -171,7 +171,7 @@ def test_step_d_times_both_widths_when_pruning_empties_a_unit(task, model):
 
     remove_units(model, "hidden.0", [0, 1])  # what weight pruning does to a unit it empties
     formats = {"u_x": "dense", "u_h": "dense", "w": "dense"}
-    exported, record = export_widths(task, model, formats, torch.device("cpu"), 1, 1, 4, 2)
+    exported, record = export_widths(task, model, formats, "dense", torch.device("cpu"), 1, 1, 4, 2)
     assert record["step_c"]["hidden.0"] == 8 and record["thinned"]["hidden.0"] == 6
     assert record["shipped"] in ("step_c", "thinned") and record["step_c_ms"] > 0 and record["thinned_ms"] > 0
     assert exported.layers[0].hidden_size == record[record["shipped"]]["hidden.0"]
@@ -220,3 +220,25 @@ def test_a_pool_keeps_the_model_exact_after_thinning(task, small):
     grown = flow_grow_lhp.grow_to(task, small, target, lr=1.0, seed=0, pool=pool).eval()
     x = torch.randint(0, task.vocab, (5, 2))
     assert torch.allclose(thin(grown).eval()(x)[0], grown(x)[0], atol=1e-5)
+
+
+def test_decoder_phase_prunes_the_decoder_only_and_ships_it_by_the_crossover(task, model):
+    from symbiotic.flow.prune_weights import PruneWeightsConfig, decoder_evidence, prune_weights, ship
+    from symbiotic.runtime.formats import output_sparsity
+    from symbiotic.sparsity.masks import output_masks
+
+    trainer = Trainer(task, model, task.cfg)
+    recurrent = {n: m.clone() for n, (_, m) in recurrent_masks(model).items()}
+    cfg = PruneWeightsConfig(ratio=0.7, max_iterations=2, retrain_epochs=1, decoder=True, confirm_rounds=1)
+    without = copy.deepcopy(model)
+    log = prune_weights(task, model, trainer, cfg, Threshold(1e9), "valid", Resume(None, "t", {}, []), output_masks)
+    assert [r["phase"] for r in log] == ["decoder", "decoder"] and all(r["accepted"] for r in log)
+    assert output_sparsity(model) == pytest.approx(1 - 0.3 * 0.3, abs=0.01)  # 70% of the rest, twice
+    for name, (_, mask) in recurrent_masks(model).items():
+        assert torch.equal(mask, recurrent[name]), "the decoder phase changed a recurrent mask"
+    profile = {"batch": 2, "seq_len": 4, "sparse_crossover": {"u_x": None, "u_h": None, "w": None, "decoder": 0.8}}
+    exported, shipped = ship(task, model, profile, cfg, torch.device("cpu"), 1)
+    assert shipped["decoder_format"] == "csr" and exported.decoder_format == "csr"
+    evidence = decoder_evidence(task, without, exported, profile, torch.device("cpu"), 1, 1, shipped)
+    assert evidence["decoder_density_without"] == 1.0 and evidence["full_ms_with"] > 0
+    assert evidence["test_perplexity_without"] == pytest.approx(task.score(without, "test"))

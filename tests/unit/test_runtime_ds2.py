@@ -69,7 +69,7 @@ def _assert_same(inf, model, x, lengths, atol=1e-5):
 
 
 @pytest.mark.parametrize("formats", ALL_FORMATS, ids=lambda f: "-".join(f.values()))
-def test_export_matches_model(formats):
+def test_export_matches_model(formats, runtime):
     model = _model()
     inf = export(model, formats)
     thinned = thin(model).config
@@ -81,7 +81,16 @@ def test_export_matches_model(formats):
     _assert_same(inf, model, *_batch())
 
 
-def test_unidirectional_model():
+@pytest.mark.parametrize("formats", [DENSE, CSR, {"u_x": "dense", "u_h": "csr", "w": "dense"}],
+                         ids=["dense", "csr", "mixed"])
+def test_batch_16_padded_matches(formats, runtime):
+    """Batch 16 of 16 lengths (the native AVX-512 path), padding reversed per utterance."""
+    model = _model()
+    lengths = tuple(range(24, 8, -1))
+    _assert_same(export(model, formats), model, *_batch(lengths))
+
+
+def test_unidirectional_model(runtime):
     model = _model(bidirectional=False)
     for formats in (DENSE, CSR, {"u_x": "dense", "u_h": "csr", "w": "dense"}):
         inf = export(model, formats)
@@ -154,6 +163,19 @@ def test_state_round_trip(formats):
     x, lengths = _batch()
     got, want = loaded(x, lengths), inf(x, lengths)
     assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+
+
+def test_csr_decoder_matches_and_round_trips():
+    model = _model()
+    inf = export(model, CSR, decoder="csr")
+    assert inf.decoder_format == "csr"
+    _assert_same(inf, model, *_batch())
+    buffer = io.BytesIO()
+    torch.save(to_state(inf), buffer)
+    buffer.seek(0)
+    loaded = from_state(torch.load(buffer, weights_only=True))
+    assert loaded.decoder_format == "csr"
+    _assert_same(loaded, model, *_batch())
 
 
 def test_load_rejects_foreign_and_corrupt_states():

@@ -42,7 +42,7 @@ def _reference(model, tokens):
 
 
 @pytest.mark.parametrize("formats", ALL_FORMATS, ids=lambda f: "-".join(f.values()))
-def test_export_matches_training_model(formats):
+def test_export_matches_training_model(formats, runtime):
     model = _model()
     tokens = _tokens()
     inf = export(model, formats)
@@ -50,6 +50,35 @@ def test_export_matches_training_model(formats):
     assert inf.dims["embed"] < model.config.embed  # thinning happened
     assert inf.formats == [formats, formats]
     torch.testing.assert_close(inf(tokens), _reference(model, tokens), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("formats", [ALL_FORMATS[0], ALL_FORMATS[-1], ALL_FORMATS[3]], ids=["dense", "csr", "mixed"])
+def test_export_matches_at_batch_16(formats, runtime):
+    """Batch 16: the native loop's AVX-512 path (one vector per CSR row), both runtimes."""
+    model = _model(hidden=(40, 24), gate_hidden=(33, 20), density=0.3)
+    tokens = _tokens(T=9, B=16)
+    torch.testing.assert_close(export(model, formats)(tokens), _reference(model, tokens), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("decoder", ["dense", "csr"])
+def test_decoder_formats_match_and_round_trip(decoder, tmp_path):
+    """A pruned decoder in CSR: the same logits (a transposed view), saved and loaded as such."""
+    model = _model()
+    with torch.no_grad():
+        model.mask_decoder_w.copy_((torch.rand(model.mask_decoder_w.shape, generator=torch.Generator().manual_seed(5))
+                                    < 0.2).float())
+        model.decoder_w.mul_(model.mask_decoder_w)
+    inf = export(model, ALL_FORMATS[-1], decoder=decoder)
+    assert inf.decoder_format == decoder
+    tokens = _tokens()
+    torch.testing.assert_close(inf(tokens), _reference(model, tokens), atol=1e-5, rtol=0)
+    torch.save(to_state(inf), tmp_path / "m.pt")
+    loaded = from_state(torch.load(tmp_path / "m.pt", weights_only=True))
+    assert loaded.decoder_format == decoder and torch.equal(loaded(tokens), inf(tokens))
+    state = to_state(inf)
+    state["decoder_format"] = "coo"
+    with pytest.raises(UserError, match="decoder_format"):
+        from_state(state)
 
 
 def test_csr_layouts_and_shapes():

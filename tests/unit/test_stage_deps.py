@@ -5,6 +5,8 @@ reruns nothing and the cache goes stale silently. Each stage's import closure wi
 is computed from the source (every ``import``, at any depth in the file, plus the task's modules
 that the registry functions of ``symbiotic.tasks`` load by name) and compared with its deps.
 One-line package markers (``__init__.py`` holding only a docstring) are left out: they carry no code.
+Non-Python files a module reads beside itself (the native runtime's C++ source) are included.
+``python scripts/stage_deps.py`` rewrites dvc.yaml's code deps from these closures.
 """
 
 from __future__ import annotations
@@ -71,7 +73,14 @@ def closure(script: Path, task: str | None) -> set[Path]:
                 found = _module_file(".".join(parts[:i]))
                 if found is not None:
                     todo.append(found)
-    return {p for p in seen if _carries_code(p)}
+    return {p for p in seen if _carries_code(p)} | {c for p in seen for c in _companions(p)}
+
+
+def _companions(path: Path) -> set[Path]:
+    """Files a module reads beside itself (``Path(__file__).with_name("hlstm.cpp")``): the native
+    runtime compiles its C++ source on first use, so a change to it must rerun the stage."""
+    return {path.with_name(n) for n in re.findall(r'with_name\("([^"]+)"\)', path.read_text())
+            if path.with_name(n).is_file()}
 
 
 def _expand(value, key: str, item: dict):

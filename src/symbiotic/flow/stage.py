@@ -63,9 +63,11 @@ class Context:
             torch.set_num_threads(self.train_cfg.threads)
         return task_class(self.task_name)(self.data, self.train_cfg)
 
-    def resume(self, sections: list[str], inputs: list[Path]) -> Resume:
+    def resume(self, sections: list[str], inputs: list[Path], phase: str = "") -> Resume:
+        """The resume file of this stage (of one ``phase`` of it, where a stage has two loops)."""
         chosen = {s: section(self.params, f"{s}.{self.task_name}") for s in sections}
-        return Resume(self.resume_dir, f"{self.task_name}_{self.stage}", chosen, inputs)
+        name = f"{self.task_name}_{self.stage}" + (f"_{phase}" if phase else "")
+        return Resume(self.resume_dir, name, chosen, inputs)
 
     def seconds(self) -> float:
         return round(time.perf_counter() - self.start, 1)

@@ -1,9 +1,11 @@
-"""Latency profiles of the real inference path: the LHE sweep and the dense/sparse crossover.
+"""Latency profiles of what ships: the LHE sweep and the dense/sparse crossover.
 
-What is timed is the model's own code: an :class:`HLSTMLayer` forward at the
-task's inference shape, in the ``x @ W.T`` layout the model uses. A generic
-``W @ X`` microbenchmark shows a much weaker hysteresis effect on CPUs and would
-put the LHPs in the wrong places.
+What is timed is the exported model the flow deploys (``symbiotic.runtime``), built by the
+task's ``latency_target`` with every layer at the swept widths (both directions for AN4),
+its recurrent part at the task's inference shape, through the same time loop as the
+deployed model: the native one on the CPU (``runtime.native``), torch's on CUDA. An earlier
+version timed the training layer's forward; a generic ``W @ X`` microbenchmark shows a much
+weaker hysteresis effect on CPUs and would put the LHPs in the wrong places.
 
 Noise on a shared machine invents hysteresis that does not reproduce when sizes
 are swept in order, so every pass visits all grid points in a fresh random
@@ -18,14 +20,15 @@ import statistics
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from symbiotic.config import build, ranged
 from symbiotic.errors import UserError
 from symbiotic.hardware import lhp
 from symbiotic.hardware.measure import measure
-from symbiotic.models.hlstm import GATES, HLSTMLayer
 from symbiotic.progress import bar
+from symbiotic.runtime import native
+from symbiotic.runtime.formats import MATRICES, OUTPUT, every
+from symbiotic.sparsity.masks import random_masks
 
 DIMENSIONS = ("hidden", "gate_hidden", "input")
 
@@ -87,19 +90,29 @@ class TaskShape:
 
 
 def layer_dims(base: dict[str, int], name: str, size: int) -> dict[str, int]:
-    """The layer's (input, hidden, gate_hidden) with one dimension swept, the others at base."""
+    """The layers' (input, hidden, gate_hidden) with one dimension swept, the others at base."""
     return {**base, name: size}
 
 
-def _layer_fn(dims: dict[str, int], shape: TaskShape, device: torch.device, gen: torch.Generator):
-    layer = HLSTMLayer(dims["input"], dims["hidden"], dims["gate_hidden"]).to(device).eval()
-    x = torch.randn(shape.seq_len, shape.batch, dims["input"], generator=gen).to(device)
-    return lambda: layer(x)
+def _timed(target, dims: dict[str, int], shape: TaskShape, device: torch.device, gen: torch.Generator,
+           sparsity: float = 0.0, csr: str | None = None, part: str = "recurrent"):
+    """The call the profile times: ``target``'s exported model at ``dims`` (every layer) on
+    random inputs of the inference shape, its ``part`` ("recurrent" or "full"), every product
+    dense but ``csr`` (a layer product or ``OUTPUT``, the decoder). With ``sparsity`` > 0, random
+    masks of that sparsity on every weight first. Exported at its own widths (``thinned=False``):
+    random masks must not shrink what is being timed."""
+    model = target.model(dims)
+    if sparsity > 0:
+        random_masks(model, 1.0 - sparsity, gen)
+    formats = {**every("dense"), **({csr: "csr"} if csr in MATRICES else {})}
+    exported = target.export(model, formats, False, "csr" if csr == OUTPUT else "dense").to(device)
+    inputs = tuple(t.to(device) for t in target.inputs(shape.batch, shape.seq_len, gen))
+    return target.call(exported, inputs, part)
 
 
-def sweep(base: dict[str, int], shape: TaskShape, cfg: ProfileConfig, device: torch.device,
-          threads: int) -> list[dict]:
-    """Median latency of every grid point in every pass (randomized, interleaved order)."""
+def sweep(target, shape: TaskShape, cfg: ProfileConfig, device: torch.device, threads: int) -> list[dict]:
+    """Median latency of every grid point in every pass (randomized, interleaved order): the
+    exported model, dense, as the flow's dense path ships it."""
     points = [(name, size) for name in shape.dimensions() for size in shape.grid(name).points()]
     rng = random.Random(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -108,7 +121,7 @@ def sweep(base: dict[str, int], shape: TaskShape, cfg: ProfileConfig, device: to
         order = points[:]
         rng.shuffle(order)
         for name, size in bar(order, desc=f"profile pass {p + 1}/{cfg.passes}"):
-            fn = _layer_fn(layer_dims(base, name, size), shape, device, gen)
+            fn = _timed(target, layer_dims(target.base, name, size), shape, device, gen)
             t = measure(fn, device=device, threads=threads, warmup=cfg.warmup,
                         min_run_time=cfg.min_run_time, min_runs=cfg.min_runs)
             rows.append({"dimension": name, "size": size, "pass": p, **t.to_dict()})
@@ -130,50 +143,24 @@ def analyse(rows: list[dict], cfg: ProfileConfig) -> dict:
 
 # ---- dense vs sparse ---------------------------------------------------------------------
 
-def gate_products(base: dict[str, int], shape: TaskShape) -> dict[str, tuple[int, int, int]]:
-    """(rows, cols, batch) of each gate product the layer runs at inference."""
-    G, H, I = base["gate_hidden"], base["hidden"], base["input"]
-    return {
-        "u_x": (GATES * G, I, shape.seq_len * shape.batch),  # once per sequence, all steps at once
-        "u_h": (GATES * G, H, shape.batch),  # once per step
-        "w": (GATES * H, GATES * G, shape.batch),  # once per step; block-diagonal over gates
-    }
+def sparse_sweep(target, shape: TaskShape, cfg: ProfileConfig, device: torch.device, threads: int) -> list[dict]:
+    """Dense against CSR for each product, in the exported model itself, over the sparsity grid.
 
-
-def _random_matrix(rows: int, cols: int, sparsity: float, gen: torch.Generator, block: bool):
-    weight = torch.randn(rows, cols, generator=gen)
-    if block:  # the four W_k sit on the diagonal of one (4H, 4G) matrix
-        r, c = rows // GATES, cols // GATES
-        keep = torch.block_diag(*[torch.ones(r, c)] * GATES)
-        weight = weight * keep
-    active = weight.ne(0)
-    scores = torch.rand(rows, cols, generator=gen).masked_fill(~active, 2.0)
-    n_drop = int(round(sparsity * int(active.sum())))
-    drop = scores.flatten().argsort()[:n_drop]
-    weight.view(-1)[drop] = 0.0
-    return weight
-
-
-def sparse_sweep(base: dict[str, int], shape: TaskShape, cfg: ProfileConfig,
-                 device: torch.device, threads: int) -> list[dict]:
-    """Dense (the model's path) vs CSR latency of each gate product over the sparsity grid.
-
-    Dense ``u_x``/``u_h`` run as ``F.linear`` (what the layer does); dense ``w`` as the
-    layer's batched product. CSR runs ``torch.sparse.mm`` (MKL on CPU, cuSPARSE on GPU)
-    on the transposed activations, the layout a CSR kernel wants. Like the LHE sweep,
-    every case is measured once per pass in a fresh random order and the medians over
-    passes are kept: a single measurement per case moved the crossover by a whole grid
-    step between runs on this machine, and the crossover decides the flow's path.
+    At each sparsity the model (base widths, every weight randomly masked to that sparsity)
+    runs all-dense and with one product in CSR, the others dense; the ratio is that product's
+    gain from CSR, measured in the time loop that ships (the native one on the CPU), not in an
+    isolated sparse-dense product. The layer products are compared on the recurrent part, the
+    output product (``OUTPUT``, the decoder) on the whole model. Every case is measured once
+    per pass in a fresh random order and the medians over passes are kept: a single
+    measurement per case moved the crossover by a whole grid step between runs on this
+    machine, and the crossover decides the flow's path.
     """
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    part_of = {**dict.fromkeys(MATRICES, "recurrent"), OUTPUT: "full"}
     cases = {}
-    for name, (out_dim, in_dim, batch) in gate_products(base, shape).items():
-        for sparsity in cfg.sparsities:
-            weight = _random_matrix(out_dim, in_dim, sparsity, gen, block=name == "w").to(device)
-            x = torch.randn(batch, in_dim, generator=gen).to(device)
-            csr, xt = weight.to_sparse_csr(), x.t().contiguous()
-            cases[(name, sparsity, "dense")] = _dense_fn(name, weight, x)
-            cases[(name, sparsity, "csr")] = (lambda c=csr, v=xt: torch.sparse.mm(c, v))
+    for k, sparsity in enumerate(cfg.sparsities):
+        for csr, part in [(None, "recurrent"), (None, "full"), *part_of.items()]:
+            gen = torch.Generator().manual_seed(cfg.seed + 1 + k)  # the same weights in every format
+            cases[(csr, part, sparsity)] = _timed(target, target.base, shape, device, gen, sparsity, csr, part)
     times: dict[tuple, list[float]] = {key: [] for key in cases}
     rng = random.Random(cfg.seed + 1)
     for p in range(cfg.passes):
@@ -184,26 +171,14 @@ def sparse_sweep(base: dict[str, int], shape: TaskShape, cfg: ProfileConfig,
                         min_run_time=cfg.min_run_time, min_runs=cfg.min_runs)
             times[key].append(t.median_s)
     rows = []
-    for name, (out_dim, in_dim, batch) in gate_products(base, shape).items():
+    for name, part in part_of.items():
         for sparsity in cfg.sparsities:
-            dense, csr = times[(name, sparsity, "dense")], times[(name, sparsity, "csr")]
+            dense, csr = times[(None, part, sparsity)], times[(name, part, sparsity)]
             d, c = statistics.median(dense), statistics.median(csr)
-            rows.append({"product": name, "rows": out_dim, "cols": in_dim, "batch": batch,
-                         "sparsity": sparsity, "dense_s": d, "sparse_s": c,
+            rows.append({"product": name, "part": part, "sparsity": sparsity, "dense_s": d, "sparse_s": c,
                          "dense_range_s": max(dense) - min(dense), "sparse_range_s": max(csr) - min(csr),
                          "passes": len(dense), "speedup": d / c})
     return rows
-
-
-def _dense_fn(name: str, weight: torch.Tensor, x: torch.Tensor):
-    if name != "w":
-        return lambda: F.linear(x, weight)
-    # The layer's own path: (4, B, G) x (4, G, H) batched product.
-    g4, h4 = weight.shape[1] // GATES, weight.shape[0] // GATES
-    w = torch.stack([weight[k * h4:(k + 1) * h4, k * g4:(k + 1) * g4] for k in range(GATES)])
-    z = x.view(x.shape[0], GATES, g4).transpose(0, 1)
-    w_t = w.transpose(1, 2)
-    return lambda: torch.bmm(z, w_t)
 
 
 def crossover(rows: list[dict]) -> dict[str, float | None]:
@@ -220,9 +195,14 @@ def crossover(rows: list[dict]) -> dict[str, float | None]:
     return result
 
 
+def runtime_name(device: torch.device) -> str:
+    """Which time loop the profile timed: 'native' (compiled) or 'torch'."""
+    return "native" if device.type == "cpu" and native.wanted() else "torch"
+
+
 # ---- the stage's work --------------------------------------------------------------------
 
-def profile_task(task: str, device_name: str, cfg: ProfileConfig, shape: TaskShape, base: dict,
+def profile_task(task: str, device_name: str, cfg: ProfileConfig, shape: TaskShape, target,
                  out, metrics_path) -> dict:
     """Measure, analyse and write one task's profile; returns its summary metrics."""
     import time
@@ -236,12 +216,12 @@ def profile_task(task: str, device_name: str, cfg: ProfileConfig, shape: TaskSha
         shape.grid(name)  # every grid is validated before the first measurement
     threads = cfg.threads or default_threads()
     start = time.perf_counter()
-    rows = sweep(base, shape, cfg, device, threads)
-    sparse_rows = sparse_sweep(base, shape, cfg, device, threads)
+    rows = sweep(target, shape, cfg, device, threads)
+    sparse_rows = sparse_sweep(target, shape, cfg, device, threads)
     summary = analyse(rows, cfg)
     fp = fingerprint(device, threads)
     meta = {"task": task, "device": device_name, "threads": threads, "batch": shape.batch,
-            "seq_len": shape.seq_len, "base": base, "tolerance": cfg.tolerance, "method": cfg.method, "passes": cfg.passes,
+            "seq_len": shape.seq_len, "base": target.base, "runtime": runtime_name(device), "tolerance": cfg.tolerance, "method": cfg.method, "passes": cfg.passes,
             "fingerprint": fingerprint_key(fp), "seconds": round(time.perf_counter() - start, 1)}
     doc = write_profile(out, rows, summary, sparse_rows, crossover(sparse_rows), fp, meta)
     result = {"seconds": meta["seconds"], "threads": threads, "points": len(rows) // cfg.passes}

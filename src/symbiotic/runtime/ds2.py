@@ -12,7 +12,7 @@ small as its active units allow) and builds an :class:`InferenceDS2` whose outpu
   per-step calls, which set the time at these widths), in the
   direction-major layout below; BatchNorm1d between layers is its eval affine
   map (scale, shift); padding is zeroed after every layer;
-- the decoder is dense, then log_softmax.
+- the decoder (dense or CSR, ``layers.decode``), then log_softmax.
 
 Direction-major layout of a layer with D directions (1 or 2; d = 0 forward,
 1 backward), per-direction widths H (hidden) and G (gate hidden); rows of each
@@ -50,9 +50,10 @@ from torch import Tensor, nn
 from symbiotic.errors import UserError
 from symbiotic.models.ds2 import HARDTANH_MAX, DeepSpeech2, DS2Config, reverse_padded, time_mask
 from symbiotic.models.hlstm import GATES, HLSTMLayer
+from symbiotic.runtime import native
 from symbiotic.runtime.formats import MATRICES, check_formats
-from symbiotic.runtime.layers import InferenceLayer, layer_widths, scripted
-from symbiotic.runtime.packing import block_diag, deployable, to_csr
+from symbiotic.runtime.layers import InferenceLayer, decode, format_of, layer_widths, scripted
+from symbiotic.runtime.packing import block_diag, deployable, packed, to_csr
 from symbiotic.runtime.serialise import (
     check_header,
     layer_state,
@@ -60,6 +61,7 @@ from symbiotic.runtime.serialise import (
     read_count,
     read_dense,
     read_field,
+    read_decoder,
     read_layer,
     state_error,
 )
@@ -154,6 +156,29 @@ class InferenceBiHLSTM(InferenceLayer):
         D, H = self.directions, self.hidden_size
         if T == 0:
             return x.new_zeros(0, B, H)
+        if native.runs(x):
+            out = native.hlstm_rows(self._native_rows(x, lengths), T, self.u_h, self.w, self.w_b)
+        else:
+            out = self._torch_loop(x, lengths)
+        out = out.permute(0, 3, 1, 2)  # (T, B, D, H), a view
+        if D == 1:
+            return out[:, :, 0].contiguous()
+        return out[:, :, 0] + reverse_padded(out[:, :, 1], lengths)
+
+    def _native_rows(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """The input half as the native loop reads it, (D*4G, T*B), backward rows reversed in time."""
+        T, B, _ = x.shape
+        pre = self.input_rows(x)
+        if self.directions == 1:
+            return pre
+        R = pre.shape[0] // 2  # one gather along time, in the kernel's own layout: no transposing copy
+        index = _direction_steps(lengths, T, 2).permute(1, 2, 0, 3).expand(2, R, T, B)
+        return pre.view(2, R, T, B).gather(2, index).view(2 * R, T * B)
+
+    def _torch_loop(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """The per-step loop in torch operations (the ``SYMBIOTIC_RUNTIME=torch`` path) -> (T, D, H, B)."""
+        T, B, _ = x.shape
+        D, H = self.directions, self.hidden_size
         pre = self.input_half(x)  # (T, D*4G, B), a view
         if D == 2:  # one gather reverses the backward rows in time and makes each step contiguous
             R = pre.shape[1] // 2
@@ -162,11 +187,7 @@ class InferenceBiHLSTM(InferenceLayer):
         u_h_csr, w_csr = self.is_csr("u_h"), self.is_csr("w")
         loop = _bi_recurrence if u_h_csr or w_csr else scripted(_bi_recurrence)
         h = x.new_zeros(D, H, B)
-        out = loop(pre, h, h.clone(), self.u_h, self.w, self.loop_bias(), u_h_csr, w_csr)
-        out = out.permute(0, 3, 1, 2)  # (T, B, D, H), a view
-        if D == 1:
-            return out[:, :, 0].contiguous()
-        return out[:, :, 0] + reverse_padded(out[:, :, 1], lengths)
+        return loop(pre, h, h.clone(), self.u_h, self.w, self.loop_bias(), u_h_csr, w_csr)
 
     def extra_repr(self) -> str:
         return f"directions={self.directions}, {super().extra_repr()}"
@@ -241,6 +262,10 @@ class InferenceDS2(nn.Module):
         """The format of every product, one dict per layer (the same for both directions)."""
         return [dict(layer.formats) for layer in self.layers]
 
+    @property
+    def decoder_format(self) -> str:
+        return format_of(self.decoder_w)
+
     @torch.no_grad()
     def frontend(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """x (T, B, F), lengths (B,) -> features (T', B, C * F'), lengths (B,)."""
@@ -274,7 +299,7 @@ class InferenceDS2(nn.Module):
         """x (T, B, F) zero-padded, lengths (B,) -> log_probs (T', B, labels), out_lengths (B,)."""
         h, lengths = self.frontend(x, lengths)
         h = self.recurrent_stack(h, lengths)
-        return F.log_softmax(F.linear(h, self.decoder_w, self.decoder_b), dim=2), lengths
+        return F.log_softmax(decode(h, self.decoder_w, self.decoder_b), dim=2), lengths
 
 
 # ---- export -----------------------------------------------------------------------------------
@@ -291,26 +316,28 @@ def _folded_conv(block: nn.Sequential) -> tuple[Tensor, Tensor]:
     return (block[0].weight * scale[:, None, None, None]).detach().clone(), shift
 
 
-def export(model: DeepSpeech2, formats: Mapping[str, str], thinned: bool = True) -> InferenceDS2:
+def export(model: DeepSpeech2, formats: Mapping[str, str], thinned: bool = True,
+           decoder: str = "dense") -> InferenceDS2:
     """``model``'s (rnn="hlstm") inference form, thinned first (``thinned=False``: at its own
     widths, see :func:`symbiotic.runtime.packing.deployable`); ``formats`` (one of
-    "dense"/"csr" for each of u_x, u_h, w) applies to both directions of every layer."""
+    "dense"/"csr" for each of u_x, u_h, w) applies to both directions of every layer,
+    ``decoder`` to the output matrix."""
     formats = check_formats(formats)
     if not isinstance(model, DeepSpeech2) or model.rnn != "hlstm":
         kind = model.rnn if isinstance(model, DeepSpeech2) else type(model).__name__
         raise UserError(f"the DeepSpeech2 export takes an H-LSTM model, got {kind!r}",
                         "export the rnn='hlstm' model (the 'lstm' baseline runs as it is)")
-    return _packed(deployable(model, thinned), formats)
+    return _packed(deployable(model, thinned), formats, decoder)
 
 
 @torch.no_grad()
-def _packed(model: DeepSpeech2, formats: dict[str, str]) -> InferenceDS2:
+def _packed(model: DeepSpeech2, formats: dict[str, str], decoder: str) -> InferenceDS2:
     return InferenceDS2(
         model.n_features,
         [_folded_conv(block) for block in model.conv],
         [InferenceBiHLSTM.from_trained(layer.directions(), formats) for layer in model.layers],
         [_bn_affine(norm) for norm in model.norms],
-        effective(model.decoder, "weight").detach().clone(),
+        packed(effective(model.decoder, "weight").detach().clone(), decoder),
         model.decoder.bias.detach().clone(),
     )
 
@@ -326,6 +353,7 @@ def to_state(m: InferenceDS2) -> dict:
         "conv": [{"weight": plain(w), "bias": plain(b)} for w, b in m.conv()],
         "layers": [layer_state(layer) for layer in m.layers],
         "norms": [{"scale": plain(s), "shift": plain(t)} for s, t in m.norms()],
+        "decoder_format": m.decoder_format,
         "decoder_w": plain(m.decoder_w),
         "decoder_b": plain(m.decoder_b),
     }
@@ -371,6 +399,6 @@ def from_state(state: Mapping) -> InferenceDS2:
     norms = [(read_dense(raw, f"norms.{l}.scale", "scale", (H,), dtype),
               read_dense(raw, f"norms.{l}.shift", "shift", (H,), dtype))
              for l, (raw, H) in enumerate(zip(_entries(state, "norms", len(hidden) - 1), hidden))]
-    decoder_w = read_dense(state, "decoder_w", "decoder_w", (labels, I), dtype)
+    decoder_w = read_decoder(state, (labels, I), dtype)
     decoder_b = read_dense(state, "decoder_b", "decoder_b", (labels,), dtype)
     return InferenceDS2(n_features, conv, layers, norms, decoder_w, decoder_b)

@@ -30,9 +30,10 @@ from torch import Tensor, nn
 
 from symbiotic.models.hlstm import GATES, HLSTMLayer
 from symbiotic.models.lm import HLSTMLanguageModel
+from symbiotic.runtime import native
 from symbiotic.runtime.formats import check_formats
-from symbiotic.runtime.layers import InferenceLayer, layer_widths, scripted
-from symbiotic.runtime.packing import block_diag, deployable, to_csr
+from symbiotic.runtime.layers import InferenceLayer, decode, format_of, layer_widths, scripted
+from symbiotic.runtime.packing import block_diag, deployable, packed, to_csr
 from symbiotic.runtime.serialise import (
     check_header,
     layer_state,
@@ -40,6 +41,7 @@ from symbiotic.runtime.serialise import (
     read_count,
     read_dense,
     read_field,
+    read_decoder,
     read_layer,
     state_error,
 )
@@ -119,6 +121,9 @@ class InferenceHLSTMLayer(InferenceLayer):
         H = self.hidden_size
         if T == 0:
             return x.new_zeros(0, B, H)
+        if native.runs(x):
+            out = native.hlstm_rows(self.input_rows(x), T, self.u_h, self.w, self.w_b)  # (T, 1, H, B)
+            return out[:, 0].transpose(1, 2).contiguous()
         w_csr = self.is_csr("w")
         loop = _recurrence if w_csr or self.is_csr("u_h") else scripted(_recurrence)
         h = x.new_zeros(H, B)
@@ -127,13 +132,13 @@ class InferenceHLSTMLayer(InferenceLayer):
 
 
 class InferenceLM(nn.Module):
-    """Embedding -> inference H-LSTM layers -> dense decoder; always in eval mode."""
+    """Embedding -> inference H-LSTM layers -> decoder (dense or CSR); always in eval mode."""
 
     def __init__(self, embedding: Tensor, layers: list[InferenceHLSTMLayer], decoder_w: Tensor, decoder_b: Tensor):
         super().__init__()
         self.register_buffer("embedding", embedding)  # (V, E)
         self.layers = nn.ModuleList(layers)
-        self.register_buffer("decoder_w", decoder_w)  # (V, H_last), mask already applied
+        self.register_buffer("decoder_w", decoder_w)  # (V, H_last) dense or CSR, mask already applied
         self.register_buffer("decoder_b", decoder_b)  # (V,)
         self.eval()
 
@@ -160,6 +165,10 @@ class InferenceLM(nn.Module):
         """The format of every product, one dict per layer."""
         return [dict(layer.formats) for layer in self.layers]
 
+    @property
+    def decoder_format(self) -> str:
+        return format_of(self.decoder_w)
+
     @torch.no_grad()
     def recurrent(self, tokens: Tensor) -> Tensor:
         """tokens (T, B) long -> last layer's outputs (T, B, H): everything but the decoder."""
@@ -171,19 +180,20 @@ class InferenceLM(nn.Module):
     @torch.no_grad()
     def forward(self, tokens: Tensor) -> Tensor:
         """tokens (T, B) long -> logits (T, B, V), from zero state."""
-        return F.linear(self.recurrent(tokens), self.decoder_w, self.decoder_b)
+        return decode(self.recurrent(tokens), self.decoder_w, self.decoder_b)
 
 
-def export(model: HLSTMLanguageModel, formats: Mapping[str, str], thinned: bool = True) -> InferenceLM:
+def export(model: HLSTMLanguageModel, formats: Mapping[str, str], thinned: bool = True,
+           decoder: str = "dense") -> InferenceLM:
     """``model``'s inference form, thinned first (``thinned=False``: at its own widths, see
     :func:`symbiotic.runtime.packing.deployable`); ``formats`` (one of "dense"/"csr" per
-    product, e.g. from ``choose_formats``) applies to every layer."""
+    product, e.g. from ``choose_formats``) applies to every layer, ``decoder`` to the decoder."""
     formats = check_formats(formats)
     model = deployable(model, thinned)
     return InferenceLM(
         model.embedding.weight.detach().clone(),
         [InferenceHLSTMLayer.from_trained(layer, formats) for layer in model.layers],
-        effective(model, "decoder_w").detach().clone(),
+        packed(effective(model, "decoder_w").detach().clone(), decoder),
         model.decoder_b.detach().clone(),
     )
 
@@ -195,6 +205,7 @@ def to_state(m: InferenceLM) -> dict:
         "version": STATE_VERSION,
         "dims": m.dims,
         "embedding": plain(m.embedding),
+        "decoder_format": m.decoder_format,
         "decoder_w": plain(m.decoder_w),
         "decoder_b": plain(m.decoder_b),
         "layers": [layer_state(layer) for layer in m.layers],
@@ -223,7 +234,7 @@ def from_state(state: Mapping) -> InferenceLM:
                 raise state_error(what, f"is {n!r}, expected an integer >= 0")
         layers.append(read_layer(raw, f"layers.{l}", InferenceHLSTMLayer, (1, I, H, G), dtype))
         I = H
-    decoder_w = read_dense(state, "decoder_w", "decoder_w", (V, I), dtype)
+    decoder_w = read_decoder(state, (V, I), dtype)
     decoder_b = read_dense(state, "decoder_b", "decoder_b", (V,), dtype)
     return InferenceLM(embedding, layers, decoder_w, decoder_b)
 

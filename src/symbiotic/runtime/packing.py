@@ -11,9 +11,10 @@ import warnings
 import torch
 from torch import Tensor, nn
 
+from symbiotic.errors import UserError
 from symbiotic.sparsity.thinning import thin
 
-__all__ = ["deployable", "to_csr", "block_diag"]
+__all__ = ["deployable", "to_csr", "int32_csr", "packed", "block_diag"]
 
 
 def deployable(model: nn.Module, thinned: bool = True) -> nn.Module:
@@ -24,10 +25,29 @@ def deployable(model: nn.Module, thinned: bool = True) -> nn.Module:
 
 
 def to_csr(t: Tensor) -> Tensor:
-    """``t`` in CSR layout, quietly (torch warns that sparse CSR support is in beta)."""
+    """``t`` in CSR layout with int32 indices, quietly (torch warns that sparse CSR support is
+    in beta). int32 is what the native kernel reads (int64 would be converted on every call)
+    and what MKL's sparse BLAS takes; torch's own CSR products accept either."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return t.to_sparse_csr()
+        return int32_csr(t.to_sparse_csr())
+
+
+def int32_csr(t: Tensor) -> Tensor:
+    """CSR ``t`` with int32 indices (itself if it has them already)."""
+    if t.crow_indices().dtype == torch.int32:
+        return t
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(t.crow_indices().to(torch.int32), t.col_indices().to(torch.int32),
+                                       t.values(), t.shape)
+
+
+def packed(t: Tensor, fmt: str) -> Tensor:
+    """``t`` in format ``fmt`` ("dense": as is, "csr": :func:`to_csr`)."""
+    if fmt not in ("dense", "csr"):
+        raise UserError(f"format {fmt!r} is unknown", "use 'dense' or 'csr'")
+    return to_csr(t) if fmt == "csr" else t
 
 
 def block_diag(w: Tensor) -> Tensor:

@@ -16,8 +16,9 @@ from torch import Tensor
 
 from symbiotic.errors import UserError
 from symbiotic.models.hlstm import GATES
-from symbiotic.runtime.formats import MATRICES, check_formats
+from symbiotic.runtime.formats import FORMATS, MATRICES, check_formats
 from symbiotic.runtime.layers import InferenceLayer
+from symbiotic.runtime.packing import int32_csr
 
 __all__ = ["plain", "layer_state", "state_error", "check_header", "read_field", "read_count", "read_dense",
            "read_layer"]
@@ -106,11 +107,22 @@ def _read_csr(d, key: str, name: str, shape: tuple[int, ...], dtype) -> Tensor:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            return torch.sparse_csr_tensor(
+            return int32_csr(torch.sparse_csr_tensor(
                 parts["crow_indices"], parts["col_indices"], values, shape, check_invariants=True
-            )
+            ))
     except (RuntimeError, ValueError) as e:
         raise state_error(key, f"is not a valid CSR matrix of shape {shape} ({e})") from None
+
+
+def read_decoder(state, shape: tuple[int, int], dtype) -> Tensor:
+    """The output matrix ``decoder_w`` in its recorded ``decoder_format`` (dense when absent:
+    exports written before the format was recorded are dense)."""
+    fmt = state.get("decoder_format", "dense")
+    if fmt not in FORMATS:
+        raise state_error("decoder_format", f"is {fmt!r}, expected one of {list(FORMATS)}")
+    if fmt == "csr":
+        return _read_csr(state, "decoder_w", "decoder_w", shape, dtype)
+    return read_dense(state, "decoder_w", "decoder_w", shape, dtype)
 
 
 def _check_block_diagonal(m: Tensor, rows: int, cols: int, key: str) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "MASK_PREFIX",
     "masked_weights",
     "recurrent_masks",
+    "output_masks",
     "recurrent_density",
     "effective",
     "apply_masks",
@@ -54,6 +55,11 @@ def masked_weights(model: nn.Module) -> Iterator[tuple[str, nn.Parameter, Tensor
 def recurrent_masks(model: nn.Module) -> dict[str, tuple[nn.Parameter, Tensor]]:
     """The masked matrices of the recurrent layers (not the decoder): what the steps sparsify."""
     return {name: (w, m) for name, w, m in masked_weights(model) if name.startswith("layers.")}
+
+
+def output_masks(model: nn.Module) -> dict[str, tuple[nn.Parameter, Tensor]]:
+    """The masked matrices outside the recurrent layers: the decoder (step (d) may prune it)."""
+    return {name: (w, m) for name, w, m in masked_weights(model) if not name.startswith("layers.")}
 
 
 def recurrent_density(model: nn.Module) -> float:

@@ -6,7 +6,7 @@ losses for gradient statistics, and exports and times its models. The four
 steps of the flow (flow/) are written once against this interface
 (``base.Task``). Each task module also names its params classes:
 ``TrainConfig`` (train.<task>), ``ModelSpec`` (model.<task>), ``BaselineSpec``
-(baseline.<task>) and ``profile_base`` (the widths the profile centres on).
+(baseline.<task>) and ``latency_target`` (what the profile times: ``base.LatencyTarget``).
 How a task's data is prepared lives in a module of its own
 (``tasks/<task>_prepare.py``), so that the prepare stage imports no model code.
 

@@ -22,7 +22,7 @@ from symbiotic.errors import UserError
 from symbiotic.metrics.asr import cer, greedy_decode, labels_to_text, wer
 from symbiotic.models.ds2 import DS2Config, DeepSpeech2, ctc_loss
 from symbiotic.runtime import ds2 as runtime
-from symbiotic.tasks.base import Exports, Metric
+from symbiotic.tasks.base import Exports, LatencyTarget, Metric
 from symbiotic.training import checkpoint
 from symbiotic.training.config import TrainConfig as BaseTrainConfig
 
@@ -57,15 +57,25 @@ class BaselineSpec:
     epochs: int = ranged(6, lo=1, hi=10000)
 
 
-def profile_base(params: dict) -> dict[str, int]:
-    """The first recurrent layer's starting widths: it reads the conv features."""
-    model = section(params, "model.an4")
+def latency_target(params: dict) -> LatencyTarget:
+    """The profile's model: the exported DeepSpeech2 with every (bidirectional) layer at the
+    swept widths, on random frames; the conv features its first layer reads keep their width."""
+    spec = section(params, "model.an4")
     n_features = int(section(params, "prepare.an4.features")["n_mfcc"])
-    cfg = DS2Config(n_features=n_features, conv_channels=int(model["conv_channels"]), hidden=1,
-                    gate_hidden=1, layers=1)
-    with torch.device("meta"):
-        width = DeepSpeech2(cfg).layers[0].fwd.input_size
-    return {"input": width, "hidden": int(model["hidden"]), "gate_hidden": int(model["gate_hidden"])}
+    channels, layers = int(spec["conv_channels"]), int(spec["layers"])
+
+    def model(dims: dict[str, int]) -> DeepSpeech2:
+        return DeepSpeech2(DS2Config(n_features=n_features, conv_channels=channels, rnn="hlstm",
+                                     hidden=dims["hidden"], gate_hidden=dims["gate_hidden"], layers=layers))
+
+    def inputs(batch: int, steps: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        frames = AN4Task.input_length(steps)
+        return torch.randn(frames, batch, n_features, generator=gen), torch.full((batch,), frames, dtype=torch.int64)
+
+    with torch.device("meta"):  # the conv features' width, from the model's own builder
+        width = model({"hidden": 1, "gate_hidden": 1}).layers[0].fwd.input_size
+    base = {"input": width, "hidden": int(spec["hidden"]), "gate_hidden": int(spec["gate_hidden"])}
+    return LatencyTarget(base, model, inputs, runtime.export, AN4Task.latency_call)
 
 
 class AN4Task(Exports):

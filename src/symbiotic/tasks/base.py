@@ -39,14 +39,33 @@ class Metric:
         return value <= reference if self.lower_is_better else value >= reference
 
 
+@dataclass(frozen=True)
+class LatencyTarget:
+    """What the profile times for a task, built from params alone (no data): the exported model
+    the flow ships, at any widths, on random inputs of the task's inference shape.
+
+    ``base``: the starting widths (input, hidden, gate_hidden) the profile grids centre on;
+    ``model(dims)``: a trainable model with EVERY layer at ``dims`` (so the profile times all
+    layers, as they ship); ``inputs(batch, steps, gen)``: inputs that give ``steps`` recurrent
+    steps; ``export`` and ``call``: the task's own export and latency call (tasks.base.Task).
+    """
+
+    base: dict[str, int]
+    model: Callable[[dict[str, int]], nn.Module]
+    inputs: Callable[[int, int, torch.Generator], tuple]
+    export: Callable[..., nn.Module]
+    call: Callable[[nn.Module, tuple, str], Callable[[], object]]
+
+
 class Exports:
     """A task's export methods, done by its model's module in ``symbiotic.runtime``
     (``runtime``): export a trained model, and turn an export into plain tensors and back."""
 
     runtime: ModuleType
 
-    def export(self, model: nn.Module, formats: dict[str, str], thinned: bool = True) -> nn.Module:
-        return self.runtime.export(model, formats, thinned)
+    def export(self, model: nn.Module, formats: dict[str, str], thinned: bool = True,
+               decoder: str = "dense") -> nn.Module:
+        return self.runtime.export(model, formats, thinned, decoder)
 
     def inference_state(self, exported: nn.Module) -> dict:
         return self.runtime.to_state(exported)
@@ -90,7 +109,8 @@ class Task(Protocol):
 
     def gradient_losses(self, model: nn.Module, batches: int, seed: int = 0) -> Iterator[torch.Tensor]: ...
 
-    def export(self, model: nn.Module, formats: dict[str, str], thinned: bool = True) -> nn.Module: ...
+    def export(self, model: nn.Module, formats: dict[str, str], thinned: bool = True,
+               decoder: str = "dense") -> nn.Module: ...
 
     def inference_state(self, exported: nn.Module) -> dict: ...
 

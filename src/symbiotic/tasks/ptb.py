@@ -16,7 +16,7 @@ from symbiotic.errors import UserError
 from symbiotic.metrics.lm import perplexity
 from symbiotic.models.lm import HLSTMLanguageModel, LMConfig, StackedLMConfig, StackedLSTMLanguageModel
 from symbiotic.runtime import lm as runtime
-from symbiotic.tasks.base import Exports, Metric
+from symbiotic.tasks.base import Exports, LatencyTarget, Metric
 from symbiotic.training import checkpoint
 from symbiotic.training.config import TrainConfig as BaseTrainConfig
 
@@ -55,11 +55,21 @@ class BaselineSpec:
     epochs: int = ranged(6, lo=1, hi=10000)
 
 
-def profile_base(params: dict) -> dict[str, int]:
-    """The first layer's starting widths (the profile grids centre on them)."""
-    model = section(params, "model.ptb")
-    return {"input": int(model["embed"]), "hidden": int(model["hidden"][0]),
-            "gate_hidden": int(model["gate_hidden"][0])}
+def latency_target(params: dict) -> LatencyTarget:
+    """The profile's model: the exported H-LSTM LM with every layer at the swept widths,
+    on random tokens of the real vocabulary's size."""
+    spec = section(params, "model.ptb")
+    layers, vocab = len(spec["hidden"]), int(section(params, "prepare.ptb")["vocab_size"])
+
+    def model(dims: dict[str, int]) -> HLSTMLanguageModel:
+        return HLSTMLanguageModel(LMConfig(vocab=vocab, embed=dims["input"], hidden=(dims["hidden"],) * layers,
+                                           gate_hidden=(dims["gate_hidden"],) * layers))
+
+    def inputs(batch: int, steps: int, gen: torch.Generator) -> tuple[torch.Tensor]:
+        return (torch.randint(0, vocab, (steps, batch), generator=gen),)
+
+    base = {"input": int(spec["embed"]), "hidden": int(spec["hidden"][0]), "gate_hidden": int(spec["gate_hidden"][0])}
+    return LatencyTarget(base, model, inputs, runtime.export, PTBTask.latency_call)
 
 
 class PTBTask(Exports):

@@ -12,6 +12,7 @@ path instead, knowingly (:func:`wanted`).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -21,7 +22,7 @@ from torch import Tensor
 
 from symbiotic.errors import UserError
 
-__all__ = ["wanted", "build_dir", "load", "hlstm_loop"]
+__all__ = ["wanted", "runs", "build_dir", "load", "hlstm_loop", "hlstm_rows"]
 
 SOURCE = Path(__file__).with_name("hlstm.cpp")
 RUNTIMES = ("native", "torch")
@@ -35,6 +36,12 @@ def wanted() -> bool:
     return choice == "native"
 
 
+def runs(x: Tensor) -> bool:
+    """Whether the native loop runs on activations ``x``: wanted, and float32 on the CPU (the
+    kernel's one case; CUDA and other dtypes take the torch path, which is their fast one)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and wanted()
+
+
 def build_dir() -> Path:
     default = Path(__file__).resolve().parents[4] / ".native-build"
     return Path(os.environ.get("SYMBIOTIC_NATIVE_BUILD", default))
@@ -46,6 +53,9 @@ def load():
     if shutil.which(os.environ.get("CXX", "c++")) is None:
         raise UserError("the native runtime needs a C++ compiler and none was found",
                         "install one (Debian: apt-get install g++) or set SYMBIOTIC_RUNTIME=torch")
+    # Importing cpp_extension warns "No CUDA runtime is found" on every CPU machine: noise here,
+    # since the kernel is CPU-only. A filter, not a level: torch's logging resets levels.
+    logging.getLogger("torch.utils.cpp_extension").addFilter(lambda r: "No CUDA runtime" not in r.getMessage())
     from torch.utils import cpp_extension
 
     folder = build_dir()
@@ -66,10 +76,15 @@ def hlstm_loop(pre: Tensor, u_h: Tensor, w: Tensor, w_b: Tensor) -> Tensor:
     (D, 4G, H) dense or (D*4G, D*H) block-diagonal CSR, w (D*4, H, G) dense or (D*4H, D*4G)
     block-diagonal CSR, w_b (D*4, H) -> (T, D, H, B)."""
     T, R, B = pre.shape
-    D, H = w_b.shape[0] // 4, w_b.shape[1]
     if T == 0:
-        return pre.new_zeros(0, D, H, B)
+        return pre.new_zeros(0, w_b.shape[0] // 4, w_b.shape[1], B)
+    flat = pre.permute(1, 0, 2).reshape(R, T * B)  # column t*B + b, as the kernel reads (any strides)
+    return hlstm_rows(flat, T, u_h, w, w_b)
+
+
+def hlstm_rows(pre: Tensor, T: int, u_h: Tensor, w: Tensor, w_b: Tensor) -> Tensor:
+    """:func:`hlstm_loop` with pre already as the kernel reads it: (D*4G, T*B), column t*B + b
+    (row and column strides free), so that no copy is made of the exports' input product; T >= 1."""
     if u_h.layout != torch.sparse_csr and u_h.dim() == 2:
         u_h = u_h.unsqueeze(0)  # one direction
-    flat = pre.permute(1, 0, 2).reshape(R, T * B)  # column t*B + b, as the kernel reads (any strides)
-    return load().hlstm_loop(flat, T, u_h, w, w_b)
+    return load().hlstm_loop(pre, T, u_h, w, w_b)
