@@ -1,4 +1,4 @@
-"""What the steps share: seeding and Algorithm 1's prune-retrain-rollback loop."""
+"""What the steps share: seeding, gradient statistics and Algorithm 1's prune-retrain-rollback loop."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Callable
 
 import torch
 
+from symbiotic.sparsity.growth import GradientAccumulator
 from symbiotic.training.resume import Resume
 from symbiotic.training.schedule import HalvingSchedule, Threshold
 
@@ -16,6 +17,18 @@ def seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     return torch.Generator().manual_seed(seed)
+
+
+def accumulated_gradients(task, model, names: list[str], batches: int, seed: int) -> GradientAccumulator:
+    """The gradients of the named parameters over ``batches`` of the task's gradient losses."""
+    acc = GradientAccumulator()
+    params = dict(model.named_parameters())
+    for loss in task.gradient_losses(model, batches, seed=seed):
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        acc.add({n: params[n].grad for n in names})
+    model.zero_grad(set_to_none=True)
+    return acc
 
 
 def prune_with_rollback(trainer, schedule: HalvingSchedule, threshold: Threshold, split: str,

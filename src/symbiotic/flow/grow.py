@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 
 from symbiotic.config import ranged
-from symbiotic.flow.common import seed_everything
-from symbiotic.sparsity.growth import POPULATIONS, GradientAccumulator, grow_masks
+from symbiotic.flow.common import accumulated_gradients, seed_everything
+from symbiotic.sparsity.growth import POPULATIONS, grow_masks
 from symbiotic.sparsity.masks import apply_masks, open_masks, random_masks, recurrent_density, recurrent_masks
 from symbiotic.training.loop import Trainer
 from symbiotic.training.resume import Resume
@@ -31,16 +31,8 @@ def gradient_magnitudes(task, model, batches: int, seed: int) -> dict[str, torch
     Masks are opened so that dormant (zero) weights get their true gradient;
     the outputs are unchanged because dormant weights are held at zero.
     """
-    acc = GradientAccumulator()
-    names = list(recurrent_masks(model))
-    params = dict(model.named_parameters())
     with open_masks(model):
-        for loss in task.gradient_losses(model, batches, seed=seed):
-            model.zero_grad(set_to_none=True)
-            loss.backward()
-            acc.add({n: params[n].grad for n in names})
-    model.zero_grad(set_to_none=True)
-    return acc.mean_magnitude()
+        return accumulated_gradients(task, model, list(recurrent_masks(model)), batches, seed).mean_magnitude()
 
 
 def growth_point(task, model, ratio: float, batches: int, seed: int, scope: str,

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from symbiotic.config import ranged
-from symbiotic.flow.common import seed_everything
+from symbiotic.flow.common import accumulated_gradients, seed_everything
 from symbiotic.flow.latency import side_by_side
 from symbiotic.flow.stage import Step
 from symbiotic.hardware import lhp
@@ -146,19 +146,10 @@ def compare_sparse(task, full, thinned, crossover: dict, sparsity: float, device
 
 
 def signed_gradients(task, model, batches: int, seed: int) -> dict[str, torch.Tensor]:
-    """Mean gradient of every parameter over ``batches`` training windows."""
+    """Mean gradient of every parameter over ``batches`` training windows (zero where none)."""
     params = dict(model.named_parameters())
-    total = {n: torch.zeros_like(p) for n, p in params.items()}
-    count = 0
-    for loss in task.gradient_losses(model, batches, seed=seed):
-        model.zero_grad(set_to_none=True)
-        loss.backward()
-        for n, p in params.items():
-            if p.grad is not None:
-                total[n] += p.grad
-        count += 1
-    model.zero_grad(set_to_none=True)
-    return {n: t / max(count, 1) for n, t in total.items()}
+    means = accumulated_gradients(task, model, list(params), batches, seed).mean()
+    return {n: means[n] if n in means else torch.zeros_like(p) for n, p in params.items()}
 
 
 def grow_to(task, model, target: dict[str, int], lr: float, seed: int, pool: dict[str, int] | None = None):

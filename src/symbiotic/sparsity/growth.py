@@ -158,11 +158,15 @@ class GradientAccumulator:
                 self._sums[name] = g.clone()
         self.batches += 1
 
-    def mean_magnitude(self) -> dict[str, Tensor]:
-        """``|mean gradient|`` per name over all batches added so far."""
+    def mean(self) -> dict[str, Tensor]:
+        """The signed mean gradient per name over all batches added so far."""
         if self.batches == 0:
             raise ValueError("no batches added; call add() at least once")
-        return {name: (s / self.batches).abs() for name, s in self._sums.items()}
+        return {name: s / self.batches for name, s in self._sums.items()}
+
+    def mean_magnitude(self) -> dict[str, Tensor]:
+        """``|mean gradient|`` per name over all batches added so far."""
+        return {name: m.abs() for name, m in self.mean().items()}
 
     def reset(self) -> None:
         """Forget everything, e.g. before the next growth step."""
