@@ -12,7 +12,6 @@ path instead, knowingly (:func:`wanted`).
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import shutil
 from pathlib import Path
@@ -53,9 +52,6 @@ def load():
     if shutil.which(os.environ.get("CXX", "c++")) is None:
         raise UserError("the native runtime needs a C++ compiler and none was found",
                         "install one (Debian: apt-get install g++) or set SYMBIOTIC_RUNTIME=torch")
-    # Importing cpp_extension warns "No CUDA runtime is found" on every CPU machine: noise here,
-    # since the kernel is CPU-only. A filter, not a level: torch's logging resets levels.
-    logging.getLogger("torch.utils.cpp_extension").addFilter(lambda r: "No CUDA runtime" not in r.getMessage())
     from torch.utils import cpp_extension
 
     folder = build_dir()
