@@ -17,24 +17,14 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from symbiotic import io
 from symbiotic.config import build, load_params, section
 from symbiotic.hardware.measure import default_threads, fingerprint, resolve_device
 from symbiotic.hardware.profile import ProfileConfig, TaskShape, analyse, runtime_name, sweep
 from symbiotic.hardware.report import latency_table, plot_profile
-from symbiotic.preset import PRESETS
+from symbiotic.preset import applied
 from symbiotic.tasks import task_module
-
-
-def merged(params: dict, overlay: dict) -> dict:
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(params.get(key), dict):
-            merged(params[key], value)
-        else:
-            params[key] = value
-    return params
 
 
 def main() -> None:
@@ -46,7 +36,7 @@ def main() -> None:
     p.add_argument("--passes", type=int, default=3)
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
-    params = merged(load_params("params.yaml"), yaml.safe_load((PRESETS / f"{args.preset}.yaml").read_text()))
+    params = applied(load_params("params.yaml"), args.preset)
     start, stop, step = (int(x) for x in args.grid.split(":"))
     grid = {"stop": stop, "coarse": stop, "fine_from": start, "fine_to": stop, "fine": step}
     shape = build(TaskShape, {**section(params, f"profile.{args.task}"), "grids": dict.fromkeys(args.dims, grid)},

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from symbiotic.data.sphere import write_sphere
+from symbiotic.preset import merge  # noqa: F401  (the tests' params overlays)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,14 +81,6 @@ TINY_PARAMS = {
 }
 
 
-def merge(base: dict, updates: dict) -> dict:
-    """Deep-merge ``updates`` into ``base`` (in place) and return it."""
-    for key, value in updates.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merge(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def tiny_params_file(tmp_path, extra: dict | None = None):

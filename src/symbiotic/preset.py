@@ -29,12 +29,31 @@ def flatten(d: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
-def arguments(name: str, folder: Path = PRESETS) -> list[str]:
+def merge(base: dict, updates: dict) -> dict:
+    """Deep-merge ``updates`` into ``base`` (in place) and return it: what `-S` does to params."""
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def applied(params: dict, name: str, folder: Path = PRESETS) -> dict:
+    """``params`` with preset ``name`` laid over it (in place), as `dvc exp run` would run it."""
+    return merge(params, _overrides(name, folder))
+
+
+def _overrides(name: str, folder: Path) -> dict:
     path = folder / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
         raise UserError(f"unknown preset '{name}'", f"use one of: {known}")
-    overrides = flatten(yaml.safe_load(path.read_text()) or {})
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def arguments(name: str, folder: Path = PRESETS) -> list[str]:
+    overrides = flatten(_overrides(name, folder))
     args = []
     for key, value in overrides.items():
         text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()

@@ -1,0 +1,23 @@
+"""Presets: the `-S` arguments they print and the params they make, which must agree."""
+
+import copy
+
+import pytest
+
+from helpers import ROOT
+from symbiotic.config import load_params
+from symbiotic.errors import UserError
+from symbiotic.preset import applied, arguments
+
+
+def test_applied_lays_the_preset_over_params_as_its_arguments_say():
+    params = load_params(ROOT / "params.yaml")
+    paper = applied(copy.deepcopy(params), "paper")
+    assert paper["model"]["ptb"]["hidden"] == [1500] and paper["model"]["ptb"]["dropout_gate"] == 0.2  # kept
+    args = arguments("paper")
+    assert "model.ptb.hidden=[1500]" in args and args[args.index("model.ptb.hidden=[1500]") - 1] == "-S"
+
+
+def test_unknown_preset_names_the_known_ones():
+    with pytest.raises(UserError, match="paper"):
+        applied({}, "huge")
