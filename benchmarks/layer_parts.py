@@ -3,12 +3,12 @@
     python benchmarks/layer_parts.py [--export models/an4/final_export.pt] [--threads 1] [--rounds 7] [--out FILE]
 
 The first recurrent layer of the exported AN4 model, on random frames of the evaluate shape
-(batch 16, 252 frames, 126 steps after the convolutions): the whole layer forward against its
-parts, each timed alone with the one measuring module in interleaved rounds (medians): the input
-product (CSR or dense u_x), the input product plus the gather that reverses the backward rows in
-time (what the native loop is given), the native loop itself, and the CSR input product on a
-contiguous operand (the export passes a transposed view). The rest of the forward is the output
-reversal and sum of the directions.
+(batch 16, 252 frames, 126 steps after the convolutions), each call timed with the one measuring
+module in interleaved rounds (medians): the layer's forward as it ships (the native layer plus
+building the backward order); the native layer alone; the same layer with u_x dense (its input
+product one GEMM before the loop instead of CSR rows inside it); and, for reference, torch's
+(MKL's) CSR product of u_x on the layer's input, what the export ran before the input product
+moved into the loop.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from symbiotic import io
 from symbiotic.flow.latency import side_by_side
 from symbiotic.hardware.measure import resolve_device
-from symbiotic.runtime import native
+from symbiotic.models.ds2 import reverse_padded
 from symbiotic.runtime.ds2 import from_state
 
 
@@ -39,14 +39,14 @@ def main() -> None:
     x = torch.randn(frames, 16, model.n_features, generator=gen)
     h, lengths = model.frontend(x, torch.full((16,), frames))
     layer, T = model.layers[0], h.shape[0]
-    pre = layer._native_rows(h, lengths)
-    xt = h.reshape(T * 16, -1).t()
-    xc = xt.contiguous()
+    order = reverse_padded(torch.arange(T)[:, None].expand(T, 16), lengths)
+    weights = {name: getattr(layer, name) for name in ("u_x", "u_h", "w")}
+    dense_u_x = type(layer)({**layer.formats, "u_x": "dense"}, {**weights, "u_x": layer.u_x.to_dense()},
+                            layer.u_b, layer.w_b)
     calls = {"layer forward": lambda: layer(h, lengths),
-             "input product": lambda: layer.input_rows(h),
-             "input product + backward gather": lambda: layer._native_rows(h, lengths),
-             "native loop": lambda: native.hlstm_rows(pre, T, layer.u_h, layer.w, layer.w_b),
-             "input product, contiguous operand": lambda: torch.addmm(layer.u_b.unsqueeze(1), layer.u_x, xc)}
+             "native layer": lambda: layer.native(h, order),
+             "native layer, dense u_x": lambda: dense_u_x.native(h, order),
+             "torch CSR input product": lambda: layer.input_rows(h)}
     timing = side_by_side(calls, resolve_device("cpu"), args.threads, args.rounds, min_run_time=0.1)
     doc = {"export": str(args.export), "threads": args.threads, "steps": T, "formats": layer.formats,
            "ms": {k: round(v["median_s"] * 1e3, 3) for k, v in timing.items()},

@@ -43,8 +43,7 @@ def _native_call(model, tokens):
     layer = model.layers[0]
 
     def call():
-        x = F.embedding(tokens, model.embedding)
-        return native.hlstm_loop(layer.input_half(x), layer.u_h, layer.w, layer.w_b)
+        return layer.native(F.embedding(tokens, model.embedding))
 
     return call
 

@@ -10,8 +10,7 @@ from symbiotic.flow.prune_weights import PruneWeightsConfig, decoder_evidence, p
 from symbiotic.flow.stage import Context, load_step, score_line, threshold_from, write
 from symbiotic.hardware.measure import default_threads, resolve_device
 from symbiotic.hardware.report import load_profile
-from symbiotic.runtime.formats import output_sparsity
-from symbiotic.sparsity.masks import output_masks
+from symbiotic.sparsity.masks import output_sparsity
 from symbiotic.training.loop import Trainer
 
 from _args import training_parser
@@ -42,7 +41,7 @@ def main(argv=None):
     if cfg.decoder:  # a second phase on the decoder alone; the model before it is kept for the evidence
         without = copy.deepcopy(model)
         resume_decoder = ctx.resume(sections, inputs, phase="decoder")
-        log += prune_weights(task, model, trainer, cfg, threshold, tcfg.split, resume_decoder, output_masks)
+        log += prune_weights(task, model, trainer, cfg, threshold, tcfg.split, resume_decoder, "decoder")
 
     threads = default_threads()
     exported, shipped = ship(task, model, profile, cfg, device, threads)

@@ -72,7 +72,7 @@ def runtime(request, monkeypatch):
 
     monkeypatch.setenv("SYMBIOTIC_RUNTIME", request.param)
     calls = []
-    real = native.hlstm_rows
-    monkeypatch.setattr(native, "hlstm_rows", lambda *a: calls.append(1) or real(*a))
+    real = native.hlstm_layer
+    monkeypatch.setattr(native, "hlstm_layer", lambda *a: calls.append(1) or real(*a))
     yield request.param
     assert bool(calls) == (request.param == "native"), f"the {request.param} loop did not run"

@@ -224,14 +224,13 @@ def test_a_pool_keeps_the_model_exact_after_thinning(task, small):
 
 def test_decoder_phase_prunes_the_decoder_only_and_ships_it_by_the_crossover(task, model):
     from symbiotic.flow.prune_weights import PruneWeightsConfig, decoder_evidence, prune_weights, ship
-    from symbiotic.runtime.formats import output_sparsity
-    from symbiotic.sparsity.masks import output_masks
+    from symbiotic.sparsity.masks import output_sparsity
 
     trainer = Trainer(task, model, task.cfg)
     recurrent = {n: m.clone() for n, (_, m) in recurrent_masks(model).items()}
     cfg = PruneWeightsConfig(ratio=0.7, max_iterations=2, retrain_epochs=1, decoder=True, confirm_rounds=1)
     without = copy.deepcopy(model)
-    log = prune_weights(task, model, trainer, cfg, Threshold(1e9), "valid", Resume(None, "t", {}, []), output_masks)
+    log = prune_weights(task, model, trainer, cfg, Threshold(1e9), "valid", Resume(None, "t", {}, []), "decoder")
     assert [r["phase"] for r in log] == ["decoder", "decoder"] and all(r["accepted"] for r in log)
     assert output_sparsity(model) == pytest.approx(1 - 0.3 * 0.3, abs=0.01)  # 70% of the rest, twice
     for name, (_, mask) in recurrent_masks(model).items():

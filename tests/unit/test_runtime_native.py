@@ -1,4 +1,4 @@
-"""The compiled time loop equals the training layer's eval output, in every format of u_h and w."""
+"""The compiled layer equals the training layer's eval output, in every format of u_x, u_h and w."""
 
 import itertools
 
@@ -12,7 +12,8 @@ from symbiotic.runtime.ds2 import InferenceBiHLSTM, _bi_recurrence
 from symbiotic.runtime.lm import InferenceHLSTMLayer
 from symbiotic.sparsity.masks import apply_masks, random_masks
 
-LOOP_FORMATS = list(itertools.product(("dense", "csr"), repeat=2))  # (u_h, w); u_x runs before the loop
+FORMATS = [dict(zip(("u_x", "u_h", "w"), f)) for f in itertools.product(("dense", "csr"), repeat=3)]
+CSR = {"u_x": "csr", "u_h": "csr", "w": "csr"}
 
 
 def _layer(I=6, H=9, G=5, density=0.3):
@@ -27,23 +28,20 @@ def _layer(I=6, H=9, G=5, density=0.3):
     return layer.eval()
 
 
-@pytest.mark.parametrize("u_h,w", LOOP_FORMATS)
+@pytest.mark.parametrize("formats", FORMATS, ids=lambda f: "-".join(f.values()))
 @pytest.mark.parametrize("T,B", [(7, 3), (1, 16), (4, 17)])
-def test_native_loop_equals_the_training_layer(u_h, w, T, B):
+def test_native_layer_equals_the_training_layer(formats, T, B):
     layer = _layer()
     x = torch.randn(T, B, layer.input_size, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         expected, _ = layer(x)  # (T, B, H)
-    exported = InferenceHLSTMLayer.from_trained(layer, {"u_x": "dense", "u_h": u_h, "w": w})
-    out = native.hlstm_loop(exported.input_half(x), exported.u_h, exported.w, exported.w_b)  # (T, 1, H, B)
-    assert (out[:, 0].transpose(1, 2) - expected).abs().max() <= 1e-5
+    out = InferenceHLSTMLayer.from_trained(layer, formats).native(x)
+    assert out.shape == expected.shape and (out - expected).abs().max() <= 1e-5
 
 
-def test_native_loop_of_no_steps_is_empty():
-    layer = _layer()
-    exported = InferenceHLSTMLayer.from_trained(layer, {"u_x": "dense", "u_h": "csr", "w": "csr"})
-    pre = torch.zeros(0, 4 * layer.gate_hidden, 3)
-    assert native.hlstm_loop(pre, exported.u_h, exported.w, exported.w_b).shape == (0, 1, layer.hidden_size, 3)
+def test_native_layer_of_no_steps_is_empty():
+    exported = InferenceHLSTMLayer.from_trained(_layer(), CSR)
+    assert exported.native(torch.zeros(0, 3, exported.input_size)).shape == (0, 3, exported.hidden_size)
 
 
 def test_an_unknown_runtime_setting_is_a_one_line_error(monkeypatch):
@@ -62,43 +60,63 @@ def test_a_missing_compiler_is_a_one_line_error_that_names_the_fix(monkeypatch):
         native.load.cache_clear()
 
 
-@pytest.mark.parametrize("u_h,w", LOOP_FORMATS)
-def test_native_loop_of_two_directions_equals_the_torch_loop(u_h, w):
+def _two_directions(formats):
     directions = [_layer(), _layer()]
     with torch.no_grad():
         directions[1].w_b.mul_(-1)  # the two directions differ
-    bi = InferenceBiHLSTM.from_trained(directions, {"u_x": "dense", "u_h": u_h, "w": w})
-    x = torch.randn(6, 5, bi.input_size, generator=torch.Generator().manual_seed(3))
-    pre = bi.input_half(x).contiguous()  # (T, 2*4G, B); the layer reverses the backward rows first
-    h = x.new_zeros(2, bi.hidden_size, 5)
-    expected = _bi_recurrence(pre, h, h.clone(), bi.u_h, bi.w, bi.loop_bias(), bi.is_csr("u_h"), bi.is_csr("w"))
-    out = native.hlstm_loop(pre, bi.u_h, bi.w, bi.w_b)
+    return InferenceBiHLSTM.from_trained(directions, formats)
+
+
+@pytest.mark.parametrize("formats", FORMATS, ids=lambda f: "-".join(f.values()))
+@pytest.mark.parametrize("B", [5, 16])
+def test_native_layer_of_two_directions_equals_the_torch_loop(formats, B):
+    """The backward direction reads each column's frames in ``order`` (here a random permutation
+    per column) and its outputs come back in frame order, summed with the forward ones."""
+    bi, T = _two_directions(formats), 6
+    x = torch.randn(T, B, bi.input_size, generator=torch.Generator().manual_seed(3))
+    pre = bi.input_half(x).contiguous()  # (T, 2*4G, B)
+    order = torch.stack([torch.randperm(T, generator=torch.Generator().manual_seed(b)) for b in range(B)], 1)
+    R = pre.shape[1] // 2
+    permuted = pre.clone()
+    permuted[:, R:] = pre[:, R:].gather(0, order[:, None, :].expand(T, R, B))
+    h = x.new_zeros(2, bi.hidden_size, B)
+    steps = _bi_recurrence(permuted, h, h.clone(), bi.u_h, bi.w, bi.loop_bias(), bi.is_csr("u_h"), bi.is_csr("w"))
+    backward = torch.empty_like(steps[:, 1])  # (T, H, B), back to frame order
+    backward.scatter_(0, order[:, None, :].expand_as(backward), steps[:, 1])
+    expected = (steps[:, 0] + backward).transpose(1, 2)  # (T, B, H)
+    out = bi.native(x, order)
     assert out.shape == expected.shape and (out - expected).abs().max() <= 1e-5
 
 
-def test_native_loop_gives_the_same_numbers_on_one_and_two_threads():
-    layer = _layer(H=33, G=17)
-    exported = InferenceHLSTMLayer.from_trained(layer, {"u_x": "dense", "u_h": "csr", "w": "csr"})
-    pre = exported.input_half(torch.randn(5, 16, layer.input_size, generator=torch.Generator().manual_seed(4)))
+@pytest.mark.parametrize("order,match", [(torch.zeros(6, 5, dtype=torch.long), "permutation"),
+                                         (torch.full((6, 5), 6), "outside"),
+                                         (torch.zeros(3, 5, dtype=torch.long), r"\(T, B\)")])
+def test_the_kernel_refuses_an_order_that_is_not_a_permutation_of_the_frames(order, match):
+    bi = _two_directions(CSR)
+    with pytest.raises(RuntimeError, match=match):
+        bi.native(torch.randn(6, 5, bi.input_size), order)
+
+
+@pytest.mark.parametrize("u_x", ["dense", "csr"])
+def test_native_layer_gives_the_same_numbers_on_one_and_two_threads(u_x):
+    bi = _two_directions({**CSR, "u_x": u_x})
+    x = torch.randn(5, 16, bi.input_size, generator=torch.Generator().manual_seed(4))
+    order = torch.arange(4, -1, -1)[:, None].expand(5, 16)
     before = torch.get_num_threads()
     try:
         outs = []
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            outs.append(native.hlstm_loop(pre, exported.u_h, exported.w, exported.w_b))
+            outs.append(bi.native(x, order))
     finally:
         torch.set_num_threads(before)
     assert torch.equal(outs[0], outs[1])
 
 
+@pytest.mark.parametrize("u_x", ["dense", "csr"])
 @pytest.mark.parametrize("B", [16, 5])
-def test_the_kernel_reads_a_transposed_input_half_as_a_contiguous_one(B):
-    """pre (R, T*B) may come with any strides, e.g. the transpose of an (T*B, R) product."""
-    layer = _layer()
-    exported = InferenceHLSTMLayer.from_trained(layer, {"u_x": "dense", "u_h": "csr", "w": "csr"})
-    pre = exported.input_half(torch.randn(3, B, layer.input_size, generator=torch.Generator().manual_seed(5)))
-    flat = pre.permute(1, 0, 2).reshape(pre.shape[1], -1).contiguous()
-    strided = flat.t().contiguous().t()  # same values, strides (1, R)
-    kernel = native.load().hlstm_loop
-    w_b = exported.w_b.reshape(4, -1)
-    assert torch.equal(kernel(strided, 3, exported.u_h, exported.w, w_b), kernel(flat, 3, exported.u_h, exported.w, w_b))
+def test_the_kernel_reads_strided_inputs_as_contiguous_ones(u_x, B):
+    """x (T, B, I) may come with any strides, e.g. a batch-major tensor transposed."""
+    exported = InferenceHLSTMLayer.from_trained(_layer(), {**CSR, "u_x": u_x})
+    x = torch.randn(B, 3, exported.input_size, generator=torch.Generator().manual_seed(5)).transpose(0, 1)
+    assert torch.equal(exported.native(x), exported.native(x.contiguous()))

@@ -9,15 +9,14 @@ without it, and the metrics hold both models' scores and whole-model latencies s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
 from symbiotic.config import ranged
 from symbiotic.flow.common import prune_with_rollback, seed_everything
 from symbiotic.flow.latency import side_by_side
-from symbiotic.runtime.formats import choose_decoder, choose_formats, output_sparsity
-from symbiotic.sparsity.masks import apply_masks, recurrent_density, recurrent_masks
+from symbiotic.runtime.formats import choose_decoder, choose_formats
+from symbiotic.sparsity.masks import apply_masks, output_masks, output_sparsity, recurrent_density, recurrent_masks
 from symbiotic.sparsity.pruning import prune_masks
 from symbiotic.training.loop import Trainer
 from symbiotic.training.resume import Resume
@@ -35,13 +34,16 @@ class PruneWeightsConfig:
     decoder: bool = ranged(False)  # then prune the decoder too (a second phase, same threshold)
 
 
+PHASES = {"recurrent": recurrent_masks, "decoder": output_masks}  # step (d)'s phases and what each prunes
+
+
 def prune_weights(task, model, trainer: Trainer, cfg: PruneWeightsConfig, threshold: Threshold,
-                  split: str, resume: Resume, matrices: Callable = recurrent_masks) -> list[dict]:
-    """Prune the smallest |w| of ``matrices(model)`` (the recurrent ones; ``output_masks``:
-    the decoder), retrain, roll back on failure."""
+                  split: str, resume: Resume, phase: str = "recurrent") -> list[dict]:
+    """Prune the smallest |w| of the ``phase``'s matrices (PHASES: the recurrent ones, or the
+    decoder), retrain, roll back on failure."""
     seed_everything(task.cfg.seed)  # dropout during retraining: the same run every time
     schedule = HalvingSchedule(cfg.ratio, cfg.min_ratio, single_unit_finish=False)
-    phase = "recurrent" if matrices is recurrent_masks else "decoder"
+    matrices = PHASES[phase]
 
     def act(schedule):
         pairs = matrices(model)

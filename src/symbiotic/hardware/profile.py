@@ -197,7 +197,7 @@ def crossover(rows: list[dict]) -> dict[str, float | None]:
 
 def runtime_name(device: torch.device) -> str:
     """Which time loop the profile timed: 'native' (compiled) or 'torch'."""
-    return "native" if device.type == "cpu" and native.wanted() else "torch"
+    return "native" if native.runs_on(device) else "torch"
 
 
 # ---- the stage's work --------------------------------------------------------------------

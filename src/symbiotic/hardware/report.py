@@ -45,7 +45,7 @@ def plot_profile(table: pd.DataFrame, sparse: pd.DataFrame, title: str, path: Pa
         lhps = part[part["is_lhp"]]
         ax.scatter(lhps["size"], lhps["median_s"] * 1e3, color="tab:red", s=12, zorder=3, label="LHP")
         ax.set_xlabel(f"{name} width")
-        ax.set_ylabel("latency per sequence (ms)")
+        ax.set_ylabel("latency per batch (ms)")
         ax.set_title(f"{name}: {int(part['is_lhp'].sum())} LHPs of {len(part)} points")
         ax.legend(fontsize=7)
     ax = axes[-1]

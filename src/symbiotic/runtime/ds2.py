@@ -33,8 +33,10 @@ multiplies the zero off-diagonal blocks that a direction-stacked (2H wide)
 recurrence would. As in :mod:`symbiotic.runtime.lm`, products run on
 transposed activations (the layout CSR kernels want). The backward direction
 reads each utterance's valid frames reversed: ``u_x`` is applied to the
-unreversed input (one GEMM for both directions), and the backward rows are then
-gathered in reversed time, which equals reversing the input first.
+unreversed input (one product for both directions), and the backward rows are then
+read in reversed time, which equals reversing the input first. The native kernel takes
+the reversal as ``order`` and does the rest itself (runtime/native/hlstm.cpp); the torch
+loop gathers the backward rows once.
 
 :func:`to_state` / :func:`from_state` (de)serialise it.
 """
@@ -156,24 +158,12 @@ class InferenceBiHLSTM(InferenceLayer):
         D, H = self.directions, self.hidden_size
         if T == 0:
             return x.new_zeros(0, B, H)
-        if native.runs(x):
-            out = native.hlstm_rows(self._native_rows(x, lengths), T, self.u_h, self.w, self.w_b)
-        else:
-            out = self._torch_loop(x, lengths)
-        out = out.permute(0, 3, 1, 2)  # (T, B, D, H), a view
+        if native.runs(x):  # the kernel reads the backward frames in reversed order and sums the directions
+            return self.native(x, reverse_padded(torch.arange(T)[:, None].expand(T, B), lengths) if D == 2 else None)
+        out = self._torch_loop(x, lengths).permute(0, 3, 1, 2)  # (T, B, D, H), a view
         if D == 1:
             return out[:, :, 0].contiguous()
         return out[:, :, 0] + reverse_padded(out[:, :, 1], lengths)
-
-    def _native_rows(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """The input half as the native loop reads it, (D*4G, T*B), backward rows reversed in time."""
-        T, B, _ = x.shape
-        pre = self.input_rows(x)
-        if self.directions == 1:
-            return pre
-        R = pre.shape[0] // 2  # one gather along time, in the kernel's own layout: no transposing copy
-        index = _direction_steps(lengths, T, 2).permute(1, 2, 0, 3).expand(2, R, T, B)
-        return pre.view(2, R, T, B).gather(2, index).view(2 * R, T * B)
 
     def _torch_loop(self, x: Tensor, lengths: Tensor) -> Tensor:
         """The per-step loop in torch operations (the ``SYMBIOTIC_RUNTIME=torch`` path) -> (T, D, H, B)."""

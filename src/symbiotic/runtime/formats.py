@@ -15,7 +15,7 @@ from torch import nn
 from symbiotic.errors import UserError
 from symbiotic.models.hlstm import HLSTMLayer
 from symbiotic.runtime.packing import deployable
-from symbiotic.sparsity.masks import output_masks
+from symbiotic.sparsity.masks import output_sparsity
 
 __all__ = ["MATRICES", "FORMATS", "OUTPUT", "every", "choose_decoder", "output_sparsity", "check_formats", "formats_at", "matrix_sparsity", "choose_formats"]
 
@@ -84,14 +84,6 @@ def choose_formats(model: nn.Module, crossover: Mapping[str, float | None]) -> d
             "re-run the profile stage so it measures every product (u_x, u_h, w)",
         )
     return formats_at(crossover, matrix_sparsity(deployable(model)))
-
-
-@torch.no_grad()
-def output_sparsity(model: nn.Module) -> float:
-    """1 - mask mean of the masked matrices outside the recurrent layers (the decoder)."""
-    masks = [m for _, m in output_masks(model).values()]
-    total = sum(m.numel() for m in masks)
-    return 1.0 - sum(int(m.count_nonzero()) for m in masks) / total if total else 0.0
 
 
 def choose_decoder(model: nn.Module, crossover: Mapping[str, float | None]) -> str:

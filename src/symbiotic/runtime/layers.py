@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from symbiotic.models.hlstm import GATES
+from symbiotic.runtime import native
 from symbiotic.runtime.formats import MATRICES, check_formats
 
 __all__ = ["InferenceLayer", "decode", "format_of", "scripted", "layer_widths"]
@@ -65,9 +66,14 @@ class InferenceLayer(nn.Module):
         return self.input_rows(x).view(-1, T, B).transpose(0, 1)
 
     def input_rows(self, x: Tensor) -> Tensor:
-        """x (T, B, I) -> U_x x_t + u_b as (D*4G, T*B), column t*B + b: what the native loop reads."""
+        """x (T, B, I) -> U_x x_t + u_b as (D*4G, T*B), column t*B + b."""
         T, B, I = x.shape
         return torch.addmm(self.u_b.unsqueeze(1), self.u_x, x.reshape(T * B, I).t())
+
+    def native(self, x: Tensor, order: Tensor | None = None) -> Tensor:
+        """The whole layer in the compiled runtime: x (T, B, I) -> (T, B, H), the directions
+        summed (``order``: see :func:`symbiotic.runtime.native.hlstm_layer`)."""
+        return native.hlstm_layer(x, self.u_x, self.u_b, self.u_h, self.w, self.w_b, order)
 
     def loop_bias(self) -> Tensor:
         """w_b as the loop's w product adds it: (D*4H, 1) beside a CSR w, (D*4, H, 1) beside a dense one."""

@@ -113,17 +113,17 @@ class InferenceHLSTMLayer(InferenceLayer):
     def forward(self, x: Tensor) -> Tensor:
         """x (T, B, I) -> out (T, B, H) from zero state, contiguous.
 
-        The loop produces (T, H, B); one copy at the end gives the next layer and
-        the decoder a contiguous (T, B, H): a GEMM on the transposed view is ~1.5x
-        slower than the copy plus a GEMM on contiguous memory (measured on this CPU).
+        The loop runs on (H, B) states; the native one writes its outputs as (T, B, H) itself,
+        the torch one makes one copy at the end: the next layer and the decoder take a
+        contiguous (T, B, H), as a GEMM on the transposed view is ~1.5x slower than the copy
+        plus a GEMM on contiguous memory (measured on this CPU).
         """
         T, B, _ = x.shape
         H = self.hidden_size
         if T == 0:
             return x.new_zeros(0, B, H)
         if native.runs(x):
-            out = native.hlstm_rows(self.input_rows(x), T, self.u_h, self.w, self.w_b)  # (T, 1, H, B)
-            return out[:, 0].transpose(1, 2).contiguous()
+            return self.native(x)
         w_csr = self.is_csr("w")
         loop = _recurrence if w_csr or self.is_csr("u_h") else scripted(_recurrence)
         h = x.new_zeros(H, B)

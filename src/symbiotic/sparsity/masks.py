@@ -68,6 +68,14 @@ def recurrent_density(model: nn.Module) -> float:
     return sum(float(m.sum()) for _, m in pairs) / sum(m.numel() for _, m in pairs)
 
 
+@torch.no_grad()
+def output_sparsity(model: nn.Module) -> float:
+    """1 - mask mean of the masked matrices outside the recurrent layers (the decoder); 0 if none."""
+    masks = [m for _, m in output_masks(model).values()]
+    total = sum(m.numel() for m in masks)
+    return 1.0 - sum(int(m.count_nonzero()) for m in masks) / total if total else 0.0
+
+
 def effective(module: nn.Module, name: str) -> Tensor:
     """``weight * mask`` for parameter ``name`` of ``module``.
 

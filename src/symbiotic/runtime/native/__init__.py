@@ -1,4 +1,5 @@
-"""The compiled time loop (``hlstm.cpp``), built with ``torch.utils.cpp_extension`` on first use.
+"""The compiled layer (``hlstm.cpp``: input product and time loop), built with
+``torch.utils.cpp_extension`` on first use.
 
     python -m symbiotic.runtime.native        # build now (scripts/setup does), print where
 
@@ -21,7 +22,7 @@ from torch import Tensor
 
 from symbiotic.errors import UserError
 
-__all__ = ["wanted", "runs", "build_dir", "load", "hlstm_loop", "hlstm_rows"]
+__all__ = ["wanted", "runs", "runs_on", "build_dir", "load", "hlstm_layer"]
 
 SOURCE = Path(__file__).with_name("hlstm.cpp")
 RUNTIMES = ("native", "torch")
@@ -36,9 +37,14 @@ def wanted() -> bool:
 
 
 def runs(x: Tensor) -> bool:
-    """Whether the native loop runs on activations ``x``: wanted, and float32 on the CPU (the
-    kernel's one case; CUDA and other dtypes take the torch path, which is their fast one)."""
-    return x.device.type == "cpu" and x.dtype == torch.float32 and wanted()
+    """Whether the native layer runs on activations ``x``: :func:`runs_on` their device, float32."""
+    return x.dtype == torch.float32 and runs_on(x.device)
+
+
+def runs_on(device: torch.device) -> bool:
+    """Whether the native layer runs on ``device``: wanted, and the CPU (the kernel's one device;
+    CUDA takes the torch path, which is its fast one)."""
+    return device.type == "cpu" and wanted()
 
 
 def build_dir() -> Path:
@@ -66,21 +72,18 @@ def load():
                         f"see the compiler output in {folder}, or set SYMBIOTIC_RUNTIME=torch") from None
 
 
-def hlstm_loop(pre: Tensor, u_h: Tensor, w: Tensor, w_b: Tensor) -> Tensor:
-    """The time loop of one layer of D directions, from zero state: pre (T, D*4G, B)
-    (U_x x_t + u_b; a backward direction's rows already in reversed time), u_h (4G, H) or
-    (D, 4G, H) dense or (D*4G, D*H) block-diagonal CSR, w (D*4, H, G) dense or (D*4H, D*4G)
-    block-diagonal CSR, w_b (D*4, H) -> (T, D, H, B)."""
-    T, R, B = pre.shape
-    if T == 0:
-        return pre.new_zeros(0, w_b.shape[0] // 4, w_b.shape[1], B)
-    flat = pre.permute(1, 0, 2).reshape(R, T * B)  # column t*B + b, as the kernel reads (any strides)
-    return hlstm_rows(flat, T, u_h, w, w_b)
+def hlstm_layer(x: Tensor, u_x: Tensor, u_b: Tensor, u_h: Tensor, w: Tensor, w_b: Tensor,
+                order: Tensor | None = None) -> Tensor:
+    """One exported layer of D directions from zero state, input product and time loop:
+    x (T, B, I) -> (T, B, H), the directions summed. u_x (D*4G, I) dense or CSR, u_b (D*4G,),
+    u_h (4G, H) or (D, 4G, H) dense or (D*4G, D*H) block-diagonal CSR, w (D*4, H, G) dense or
+    (D*4H, D*4G) block-diagonal CSR, w_b (D*4, H) (the layouts of :mod:`symbiotic.runtime.ds2`).
 
-
-def hlstm_rows(pre: Tensor, T: int, u_h: Tensor, w: Tensor, w_b: Tensor) -> Tensor:
-    """:func:`hlstm_loop` with pre already as the kernel reads it: (D*4G, T*B), column t*B + b
-    (row and column strides free), so that no copy is made of the exports' input product; T >= 1."""
+    ``order`` (T, B), with two directions: the frame the backward direction reads at each step,
+    a permutation of the frames of each batch column (DS2: each utterance's valid frames
+    reversed); its outputs come back in frame order. None: both directions read frame t.
+    """
     if u_h.layout != torch.sparse_csr and u_h.dim() == 2:
         u_h = u_h.unsqueeze(0)  # one direction
-    return load().hlstm_loop(pre, T, u_h, w, w_b)
+    order = x.new_empty(0, dtype=torch.int64) if order is None else order
+    return load().hlstm_layer(x, order, u_x, u_b, u_h, w, w_b)

@@ -1,21 +1,29 @@
-// The H-LSTM time loop, compiled: one call runs every step of one layer (one direction).
+// One H-LSTM layer, compiled: one call runs the input product and every step of the time loop,
+// for D stacked directions (1: a language-model layer; 2: a bidirectional speech layer).
 //
 // Layout (as runtime/layers.py): products are W @ X on transposed activations, so the state
-// h is (H, B) with the batch contiguous, and a CSR row times the state is a B-wide
-// multiply-add per nonzero (one AVX-512 vector for B = 16). The input half of all steps
-// (U_x x_t + u_b) is computed before the loop by one GEMM and passed in as pre (4G, T*B):
-// column t*B + b. Per step: z = relu(pre_t + U_h h) (4G, B); gates = w_b + W z (4H, B) with
-// W dense per gate (4, H, G) or one block-diagonal CSR (4H, 4G); then f, i, o = sigmoid,
-// g = tanh, c = f*c + i*g, h = o*tanh(c). Nothing is allocated inside the loop.
-//
-// The gate nonlinearities are vectorised: AVX-512 intrinsics where the CPU has them (cell_span),
-// else plain loops over glibc's vector expf.
+// h is (D*H, B) with the batch contiguous, and a CSR row times the state is a B-wide
+// multiply-add per nonzero (one AVX-512 vector for B = 16). Per step:
+//   z = relu(u_b + U_x x_t + U_h h)  (D*4G, B)
+//   gates = w_b + W z                 (D*4H, B), W dense per gate (D*4, H, G) or block-diagonal CSR
+//   f, i, o = sigmoid, g = tanh, c = f*c + i*g, h = o*tanh(c)
+// The input half u_b + U_x x_t does not depend on h. With a dense U_x it is one GEMM for all
+// steps before the loop (Precomputed); with a CSR U_x it runs inside the loop as one more CSR
+// term of z's rows (Fused): MKL's CSR product on the CPU took ~4x longer per nonzero than these
+// rows, plus a copy of its transposed operand (AN4's final layers, measured on this CPU).
+// A backward direction reads each batch column's frames in its own order (``order``: the
+// reversal of each utterance's valid frames), and the outputs return in frame order, the
+// directions summed, as (T, B, H): the layout the next layer and the decoder read. Nothing
+// is allocated inside the loop. The gate nonlinearities are vectorised: AVX-512 intrinsics
+// where the CPU has them (cell_span), else plain loops over glibc's vector expf.
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <memory>
+#include <vector>
 
 #include <immintrin.h>
 #include <math.h>
@@ -31,33 +39,45 @@ inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 inline float tanh_fast(float x) { return 2.0f / (1.0f + expf(-2.0f * x)) - 1.0f; }
 
-// out (rows, B) = init (rows, B; strides init_ld, init_step) + A (rows, K) CSR @ x (K, B),
-// through ReLU if ``relu``. Rows have few nonzeros at the sparsities that pick CSR, so per-row
-// overhead matters: the batch width is a compile-time constant where it is a common one (BW > 0).
 struct Csr {
   const int32_t* crow;
   const int32_t* col;
   const float* val;
 };
 
+// One CSR term of a product: rows of a matrix times x (K, B), B-wide vectors per column index.
+struct Term {
+  Csr m;
+  const float* x;
+};
+
+// Where a product's rows start: init + r * ld (B values, contiguous) if init, else bias[r] in
+// every column.
+struct Start {
+  const float* init;
+  int64_t ld;
+  const float* bias;
+};
+
+// out (rows, B) = start + the terms' rows, through ReLU if ``relu``. Rows have few nonzeros at
+// the sparsities that pick CSR, so per-row overhead matters: the batch width is a compile-time
+// constant where it is a common one (BW > 0).
 template <int64_t BW>
-void csr_rows_of(const Csr& a, int64_t lo, int64_t hi, const float* __restrict x, int64_t B_,
-                 const float* __restrict init, int64_t init_ld, int64_t init_step, float* __restrict out, bool relu) {
+void csr_rows_of(const Term* terms, int n_terms, int64_t lo, int64_t hi, int64_t B_, const Start& s,
+                 float* __restrict out, bool relu) {
   const int64_t B = BW > 0 ? BW : B_;
   for (int64_t r = lo; r < hi; ++r) {
     float acc[BW > 0 ? BW : 1];
     float* dst = BW > 0 ? acc : out + r * B;
-    const float* start = init + r * init_ld;
-    if (init_step == 1) {  // the common, contiguous case: a vector copy, not a gather
-      for (int64_t b = 0; b < B; ++b) dst[b] = start[b];
-    } else {
-      for (int64_t b = 0; b < B; ++b) dst[b] = start[b * init_step];
-    }
-    for (int32_t j = a.crow[r]; j < a.crow[r + 1]; ++j) {
-      const float v = a.val[j];
-      const float* __restrict xr = x + static_cast<int64_t>(a.col[j]) * B;
+    for (int64_t b = 0; b < B; ++b) dst[b] = s.init ? s.init[r * s.ld + b] : s.bias[r];
+    for (int k = 0; k < n_terms; ++k) {
+      const Csr& a = terms[k].m;
+      for (int32_t j = a.crow[r]; j < a.crow[r + 1]; ++j) {
+        const float v = a.val[j];
+        const float* __restrict xr = terms[k].x + static_cast<int64_t>(a.col[j]) * B;
 #pragma omp simd
-      for (int64_t b = 0; b < B; ++b) dst[b] += v * xr[b];
+        for (int64_t b = 0; b < B; ++b) dst[b] += v * xr[b];
+      }
     }
     for (int64_t b = 0; b < B; ++b) out[r * B + b] = relu && dst[b] < 0.0f ? 0.0f : dst[b];
   }
@@ -66,31 +86,41 @@ void csr_rows_of(const Csr& a, int64_t lo, int64_t hi, const float* __restrict x
 #ifdef __AVX512F__
 // Batch 16 (the profile's and the flow's inference batch) is exactly one AVX-512 register:
 // the accumulator stays in it, each nonzero is one broadcast-FMA.
-void csr_rows16(const Csr& a, int64_t lo, int64_t hi, const float* __restrict x, const float* __restrict init,
-                int64_t init_ld, int64_t init_step, float* __restrict out, bool relu) {
-  const __m512i lanes = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32(static_cast<int32_t>(init_step)));
+void csr_rows16(const Term* terms, int n_terms, int64_t lo, int64_t hi, const Start& s, float* __restrict out,
+                bool relu) {
   for (int64_t r = lo; r < hi; ++r) {
-    const float* start = init + r * init_ld;
-    __m512 acc = init_step == 1 ? _mm512_loadu_ps(start) : _mm512_i32gather_ps(lanes, start, 4);
-    for (int32_t j = a.crow[r]; j < a.crow[r + 1]; ++j) {
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(a.val[j]), _mm512_loadu_ps(x + static_cast<int64_t>(a.col[j]) * 16), acc);
+    __m512 acc;
+    if (s.init) {
+      const float* start = s.init + r * s.ld;
+      // the same row's next step: pre's rows lie far apart, too many streams for the hardware
+      // prefetcher (10% of AN4's loop, measured)
+      _mm_prefetch(reinterpret_cast<const char*>(start + 16), _MM_HINT_T1);
+      acc = _mm512_loadu_ps(start);
+    } else {
+      acc = _mm512_set1_ps(s.bias[r]);
+    }
+    for (int k = 0; k < n_terms; ++k) {
+      const Csr& a = terms[k].m;
+      const float* __restrict x = terms[k].x;
+      for (int32_t j = a.crow[r]; j < a.crow[r + 1]; ++j) {
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(a.val[j]), _mm512_loadu_ps(x + static_cast<int64_t>(a.col[j]) * 16), acc);
+      }
     }
     _mm512_storeu_ps(out + r * 16, relu ? _mm512_max_ps(acc, _mm512_setzero_ps()) : acc);
   }
 }
 #endif
 
-void csr_rows(const Csr& a, int64_t lo, int64_t hi, const float* x, int64_t B, const float* init, int64_t init_ld,
-              int64_t init_step, float* out, bool relu) {
+void csr_rows(const Term* terms, int n_terms, int64_t lo, int64_t hi, int64_t B, const Start& s, float* out,
+              bool relu) {
 #ifdef __AVX512F__
-  if (B == 16) return csr_rows16(a, lo, hi, x, init, init_ld, init_step, out, relu);
+  if (B == 16) return csr_rows16(terms, n_terms, lo, hi, s, out, relu);
 #endif
   switch (B) {
-    case 8: return csr_rows_of<8>(a, lo, hi, x, B, init, init_ld, init_step, out, relu);
-    case 16: return csr_rows_of<16>(a, lo, hi, x, B, init, init_ld, init_step, out, relu);
-    case 32: return csr_rows_of<32>(a, lo, hi, x, B, init, init_ld, init_step, out, relu);
-    default: return csr_rows_of<0>(a, lo, hi, x, B, init, init_ld, init_step, out, relu);
+    case 8: return csr_rows_of<8>(terms, n_terms, lo, hi, B, s, out, relu);
+    case 16: return csr_rows_of<16>(terms, n_terms, lo, hi, B, s, out, relu);
+    case 32: return csr_rows_of<32>(terms, n_terms, lo, hi, B, s, out, relu);
+    default: return csr_rows_of<0>(terms, n_terms, lo, hi, B, s, out, relu);
   }
 }
 
@@ -190,27 +220,196 @@ void check_float(const at::Tensor& t, const char* name) {
               name, " must be float32 for the native runtime");
 }
 
+// Memory that outlives a call, per calling thread, grown as needed and never shrunk: the loop's
+// large buffers (outputs in step order, the reordered inputs) were fresh pages on every call,
+// and their page faults took ~6% of AN4's recurrent time (perf, this CPU).
+enum Slot { kSteps, kInputs, kSlots };
+
+float* scratch(Slot slot, int64_t n) {
+  thread_local std::vector<float> slots[kSlots];
+  std::vector<float>& v = slots[slot];
+  if (static_cast<int64_t>(v.size()) < n) v.resize(n);
+  return v.data();
+}
+
+// The frame each step of each direction reads, per batch column: t forward; order[t, b]
+// backward (absent: t). ``back`` inverts it (the step that read frame t), so that outputs
+// return to frame order.
+struct Frames {
+  int64_t D, T, B;
+  bool reordered;
+  std::vector<int32_t> frame, back;  // (D, T, B), (T, B)
+
+  Frames(int64_t D_, int64_t T_, int64_t B_, const at::Tensor& order)
+      : D(D_), T(T_), B(B_), reordered(order.numel() > 0), frame(D_ * T_ * B_), back(T_ * B_, -1) {
+    TORCH_CHECK(!reordered || (D == 2 && order.dim() == 2 && order.size(0) == T && order.size(1) == B),
+                "order must be (T, B), for two directions");
+    const at::Tensor ord = reordered ? order.to(at::kLong).contiguous() : at::Tensor();
+    for (int64_t d = 0; d < D; ++d) {
+      for (int64_t i = 0; i < T * B; ++i) {
+        const int64_t f = d == 1 && reordered ? ord.data_ptr<int64_t>()[i] : i / B;
+        TORCH_CHECK(0 <= f && f < T, "order holds a step outside [0, T)");
+        frame[d * T * B + i] = static_cast<int32_t>(f);
+      }
+    }
+    if (D == 2) {
+      for (int64_t i = 0; i < T * B; ++i) {
+        int32_t& slot = back[frame[T * B + i] * B + i % B];
+        TORCH_CHECK(slot < 0, "order must be a permutation of the steps of each column");
+        slot = static_cast<int32_t>(i / B);
+      }
+    }
+  }
+
+  int32_t at(int64_t d, int64_t t, int64_t b) const { return frame[(d * T + t) * B + b]; }
+
+  // y (B, H) of frame t = the sum over directions of their outputs for it; out (T, D, H, B) in
+  // step order (the layout the loop writes), y (T, B, H).
+  void combine(const float* out, int64_t t, int64_t H, float* y) const {
+    for (int64_t b = 0; b < B; ++b) {
+      float* yb = y + (t * B + b) * H;
+      const float* o[2];
+      for (int64_t d = 0; d < D; ++d) o[d] = out + ((d == 1 ? back[t * B + b] : t) * D + d) * H * B + b;
+#ifdef __AVX512F__
+      // 16 units at a time: a gather down each direction's column (stride B), one store
+      const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                              _mm512_set1_epi32(static_cast<int32_t>(B)));
+      for (int64_t q = 0; q < H; q += 16) {
+        const __mmask16 live = H - q >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (H - q)) - 1);
+        __m512 sum = _mm512_setzero_ps();
+        for (int64_t d = 0; d < D; ++d) {
+          sum = _mm512_add_ps(sum, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, rows, o[d] + q * B, 4));
+        }
+        _mm512_mask_storeu_ps(yb + q, live, sum);
+      }
+#else
+      for (int64_t q = 0; q < H; ++q) yb[q] = o[0][q * B] + (D == 2 ? o[1][q * B] : 0.0f);
+#endif
+    }
+  }
+};
+
+// The input half of z's rows, per direction and step: rows (R/D each) and what starts them.
+struct InputHalf {
+  virtual ~InputHalf() = default;
+  // The start of direction d's rows at step t, and the CSR terms before U_h's (none or U_x's).
+  virtual Start start(int64_t d, int64_t t) const = 0;
+  virtual int terms(int64_t d, int64_t t, Term* out) const = 0;
+};
+
+// Dense U_x: pre = u_b + U_x X for every frame by one GEMM, (R, T*B), column t*B + b. The
+// backward rows, read in their order, are gathered once into a copy, row by row (each gather
+// stays inside one row of pre, in cache); gathering per step inside the loop instead reads B
+// far-apart frames per row and made the loop 1.8x slower at AN4's shapes (measured).
+struct Precomputed : InputHalf {
+  int64_t T, B, per;
+  at::Tensor pre;
+  const float* base[2];
+
+  Precomputed(const at::Tensor& x, const at::Tensor& u_x, const at::Tensor& u_b, const Frames& frames)
+      : T(x.size(0)), B(x.size(1)), per(u_x.size(0) / frames.D) {
+    pre = at::addmm(u_b.unsqueeze(1), u_x, x.reshape({T * B, x.size(2)}).t());  // (R, T*B), contiguous
+    const float* p = pre.data_ptr<float>();
+    base[0] = p;
+    base[1] = p + per * T * B;  // read in place when both directions read frame t
+    if (frames.reordered) {
+      float* cp = scratch(kInputs, per * T * B);
+      std::vector<int64_t> from(T * B);  // source column of column i
+      for (int64_t i = 0; i < T * B; ++i) from[i] = frames.at(1, i / B, i % B) * B + i % B;
+      at::parallel_for(0, per, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t r = lo; r < hi; ++r) {
+          const float* __restrict src = p + (per + r) * T * B;
+          float* __restrict dst = cp + r * T * B;
+#pragma omp simd
+          for (int64_t i = 0; i < T * B; ++i) dst[i] = src[from[i]];
+        }
+      });
+      base[1] = cp;
+    }
+  }
+
+  Start start(int64_t d, int64_t t) const override { return {base[d] + t * B, T * B, nullptr}; }
+  int terms(int64_t, int64_t, Term*) const override { return 0; }
+};
+
+// CSR U_x: its rows are one more term of z's rows inside the loop, on the step's inputs laid out
+// as the state is, xs (D, T, I, B): each direction's frames in its order, made once before the loop.
+struct Fused : InputHalf {
+  int64_t T, B, I, per;
+  const float* bias;
+  Csr u_x;
+  const float* xs;
+
+  Fused(const at::Tensor& x, const Csr& u_x_, const float* u_b, int64_t R, const Frames& frames)
+      : T(x.size(0)), B(x.size(1)), I(x.size(2)), per(R / frames.D), bias(u_b), u_x(u_x_) {
+    const at::Tensor xc = x.contiguous();
+    const float* xp = xc.data_ptr<float>();
+    float* out = scratch(kInputs, frames.D * T * I * B);
+    xs = out;
+    at::parallel_for(0, frames.D * T, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t dt = lo; dt < hi; ++dt) {
+        const int64_t d = dt / T, t = dt % T;
+        for (int64_t b = 0; b < B; ++b) {
+          const float* src = xp + (frames.at(d, t, b) * B + b) * I;
+          for (int64_t i = 0; i < I; ++i) out[(dt * I + i) * B + b] = src[i];
+        }
+      }
+    });
+  }
+
+  Start start(int64_t, int64_t) const override { return {nullptr, 0, bias}; }
+  int terms(int64_t d, int64_t t, Term* out) const override {
+    out[0] = {u_x, xs + (d * T + t) * I * B};
+    return 1;
+  }
+};
+
+// z's rows [lo, hi) of D*4G at step t, one call per direction (their inputs differ), CSR U_h:
+// z = relu(input half + U_h h). Rows are shifted to the direction's block, so are the matrices.
+void first_rows(const InputHalf& in, const Csr& u_h, int64_t lo, int64_t hi, int64_t per, int64_t D, const float* h,
+                int64_t B, int64_t t, float* z) {
+  for (int64_t d = lo / per; d < D && d * per < hi; ++d) {
+    Term terms[2];
+    const int n = in.terms(d, t, terms);
+    terms[n] = {u_h, h};
+    for (int k = 0; k <= n; ++k) terms[k].m.crow += d * per;
+    Start s = in.start(d, t);
+    if (s.bias) s.bias += d * per;
+    const int64_t r0 = std::max(lo, d * per) - d * per, r1 = std::min(hi, (d + 1) * per) - d * per;
+    csr_rows(terms, n + 1, r0, r1, B, s, z + d * per * B, true);
+  }
+}
+
 }  // namespace
 
-// D stacked directions (1: a language-model layer; 2: a bidirectional speech layer whose
-// backward rows of pre are already in reversed time). pre (D*4G, T*B), any strides: U_x x_t + u_b
-// of every step; u_h dense (D, 4G, H) or CSR (D*4G, D*H) block-diagonal; w dense (D*4, H, G)
-// or CSR (D*4H, D*4G) block-diagonal; w_b (D*4, H). Returns (T, D, H, B), from zero state.
-at::Tensor hlstm_loop(const at::Tensor& pre, int64_t steps, const at::Tensor& u_h, const at::Tensor& w,
-                      const at::Tensor& w_b) {
-  check_float(pre, "pre");
-  check_float(u_h, "u_h");
-  check_float(w, "w");
-  const Matrix uh = Matrix::from(u_h), ww = Matrix::from(w);
-  const at::Tensor bias = w_b.contiguous();
-  const int64_t H = bias.size(1), D = bias.size(0) / 4, R = pre.size(0);  // R = D*4G
-  const int64_t G = R / (4 * D), B = steps ? pre.size(1) / steps : 0;
-  TORCH_CHECK(pre.dim() == 2 && pre.size(1) == steps * B, "pre must be (D*4G, T*B)");
+// One layer of D directions from zero state: x (T, B, I) (any strides), order (T, B) int64 or
+// empty (see Frames), u_x (D*4G, I) dense or CSR, u_b (D*4G,), u_h dense (D, 4G, H) or CSR
+// (D*4G, D*H) block-diagonal, w dense (D*4, H, G) or CSR (D*4H, D*4G) block-diagonal, w_b
+// (D*4, H). Returns (T, B, H): frame order, the directions summed.
+at::Tensor hlstm_layer(const at::Tensor& x, const at::Tensor& order, const at::Tensor& u_x, const at::Tensor& u_b,
+                       const at::Tensor& u_h, const at::Tensor& w, const at::Tensor& w_b) {
+  const std::pair<const at::Tensor*, const char*> args[] = {{&x, "x"}, {&u_x, "u_x"}, {&u_b, "u_b"},
+                                                              {&u_h, "u_h"}, {&w, "w"}, {&w_b, "w_b"}};
+  for (const auto& [t, name] : args) check_float(*t, name);
+  const Matrix ux = Matrix::from(u_x), uh = Matrix::from(u_h), ww = Matrix::from(w);
+  const at::Tensor bias = w_b.contiguous(), ub = u_b.contiguous();
+  TORCH_CHECK(x.dim() == 3 && bias.dim() == 2, "x must be (T, B, I) and w_b (D*4, H)");
+  const int64_t T = x.size(0), B = x.size(1), H = bias.size(1), D = bias.size(0) / 4;
+  const int64_t R = ub.numel(), G = R / (4 * D), per = R / D;  // R = D*4G
+  TORCH_CHECK(ux.rows() == R && (ux.csr ? true : ux.dense.size(1) == x.size(2)), "u_x has the wrong shape");
   TORCH_CHECK(uh.csr ? uh.rows() == R : (uh.dense.dim() == 3 && uh.dense.size(0) == D), "u_h has the wrong shape");
   TORCH_CHECK(ww.csr ? ww.rows() == D * 4 * H : ww.dense.size(0) == D * 4, "w has the wrong shape");
 
-  auto opts = pre.options();
-  at::Tensor out = at::empty({steps, D, H, B}, opts);
+  auto opts = x.options();
+  at::Tensor y = at::empty({T, B, H}, opts);
+  if (T == 0 || B == 0) return y;
+  const Frames frames(D, T, B, order);
+  std::unique_ptr<InputHalf> in;
+  if (ux.csr) {
+    in = std::make_unique<Fused>(x, ux.view(), ub.data_ptr<float>(), R, frames);
+  } else {
+    in = std::make_unique<Precomputed>(x, ux.dense, ub, frames);
+  }
   at::Tensor h = at::zeros({D, H, B}, opts), c = at::zeros({D, H, B}, opts);
   at::Tensor z = at::empty({R, B}, opts), gates = at::empty({D * 4 * H, B}, opts);
   at::Tensor bias_rows = bias.reshape({D * 4 * H, 1}).expand({D * 4 * H, B}).contiguous();  // w_b per column
@@ -218,52 +417,68 @@ at::Tensor hlstm_loop(const at::Tensor& pre, int64_t steps, const at::Tensor& u_
   float* cp = c.data_ptr<float>();
   float* zp = z.data_ptr<float>();
   float* gp = gates.data_ptr<float>();
-  const float* pre_p = pre.data_ptr<float>();
-  const int64_t row_stride = pre.stride(0), col_stride = pre.stride(1), n = H * B;
+  float* op = scratch(kSteps, T * D * H * B);  // (T, D, H, B): each step's outputs, step order
+  float* yp = y.data_ptr<float>();
+  const Start gate_start{bias_rows.data_ptr<float>(), B, nullptr};
+  const int64_t n = H * B;
 
-  float* op = out.data_ptr<float>();
-  const float* bp = bias_rows.data_ptr<float>();
   if (uh.csr && ww.csr) {
     // One parallel region for the whole loop, three barriers a step: forking per product
     // (at::parallel_for) cost more than a second thread saved.
-    const Csr a = uh.view(), w2 = ww.view();
+    const Csr a = uh.view();
+    const Term w_term{ww.view(), zp};
 #pragma omp parallel num_threads(std::max(1, at::get_num_threads()))
     {
       const int64_t id = omp_get_thread_num(), nt = omp_get_num_threads();
       auto lo = [&](int64_t total) { return total * id / nt; };
       auto hi = [&](int64_t total) { return total * (id + 1) / nt; };
-      for (int64_t t = 0; t < steps; ++t) {
-        csr_rows(a, lo(R), hi(R), hp, B, pre_p + t * B * col_stride, row_stride, col_stride, zp, true);
+      for (int64_t t = 0; t < T; ++t) {
+        first_rows(*in, a, lo(R), hi(R), per, D, hp, B, t, zp);
 #pragma omp barrier
-        csr_rows(w2, lo(D * 4 * H), hi(D * 4 * H), zp, B, bp, B, 1, gp, false);
+        csr_rows(&w_term, 1, lo(D * 4 * H), hi(D * 4 * H), B, gate_start, gp, false);
 #pragma omp barrier
         cell_rows(lo(D * H), hi(D * H), H, B, gp, cp, hp, op + t * D * n);
 #pragma omp barrier
       }
+      for (int64_t t = lo(T); t < hi(T); ++t) frames.combine(op, t, H, yp);
     }
-    return out;
+    return y;
   }
-  for (int64_t t = 0; t < steps; ++t) {
-    // z = relu(pre_t + U_h h), all directions at once
+  at::Tensor pre_t = at::empty({R, B}, opts);  // a dense U_h product's input half, one step
+  float* pp = pre_t.data_ptr<float>();
+  const Term w_term{ww.csr ? ww.view() : Csr{}, zp};
+  for (int64_t t = 0; t < T; ++t) {
+    // z = relu(input half + U_h h), all directions at once
     if (uh.csr) {
-      csr_rows(uh.view(), 0, R, hp, B, pre_p + t * B * col_stride, row_stride, col_stride, zp, true);
+      first_rows(*in, uh.view(), 0, R, per, D, hp, B, t, zp);
     } else {
+      for (int64_t d = 0; d < D; ++d) {
+        Term terms[1];
+        Start s = in->start(d, t);
+        if (s.bias) s.bias += d * per;
+        const int k = in->terms(d, t, terms);
+        if (k) terms[0].m.crow += d * per;
+        csr_rows(terms, k, 0, per, B, s, pp + d * per * B, false);
+      }
       at::Tensor z3 = z.view({D, 4 * G, B});
-      at::baddbmm_out(z3, pre.narrow(1, t * B, B).view({D, 4 * G, B}), uh.dense, h);
+      at::baddbmm_out(z3, pre_t.view({D, 4 * G, B}), uh.dense, h);
       z.clamp_min_(0.0f);
     }
     // gates = w_b + W z
     if (ww.csr) {
-      csr_rows(ww.view(), 0, D * 4 * H, zp, B, bp, B, 1, gp, false);
+      csr_rows(&w_term, 1, 0, D * 4 * H, B, gate_start, gp, false);
     } else {
       at::Tensor g3 = gates.view({D * 4, H, B});
       at::baddbmm_out(g3, bias_rows.view({D * 4, H, B}), ww.dense, z.view({D * 4, G, B}));
     }
     cell_rows(0, D * H, H, B, gp, cp, hp, op + t * D * n);
   }
-  return out;
+  at::parallel_for(0, T, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t t = lo; t < hi; ++t) frames.combine(op, t, H, yp);
+  });
+  return y;
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("hlstm_loop", &hlstm_loop, "H-LSTM time loop of one layer, D directions (transposed layout)");
+  m.def("hlstm_layer", &hlstm_layer, "one H-LSTM layer of D directions: input product and time loop");
 }
