@@ -14,7 +14,6 @@ moved into the loop.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -24,6 +23,8 @@ from symbiotic.flow.latency import side_by_side
 from symbiotic.hardware.measure import resolve_device
 from symbiotic.models.ds2 import reverse_padded
 from symbiotic.runtime.ds2 import from_state
+
+from _results import emit
 
 
 def main() -> None:
@@ -51,11 +52,7 @@ def main() -> None:
     doc = {"export": str(args.export), "threads": args.threads, "steps": T, "formats": layer.formats,
            "ms": {k: round(v["median_s"] * 1e3, 3) for k, v in timing.items()},
            "range_ms": {k: [round(v["min_s"] * 1e3, 3), round(v["max_s"] * 1e3, 3)] for k, v in timing.items()}}
-    text = json.dumps(doc, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(doc, args.out)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ by magnitude without retraining (grow_lhp.at_sparsity), so this times shapes, no
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from symbiotic.config import load_params
@@ -20,6 +19,8 @@ from symbiotic.flow.latency import side_by_side
 from symbiotic.flow.stage import Context, load_step
 from symbiotic.hardware.measure import default_threads, resolve_device
 from symbiotic.runtime.formats import every
+
+from _results import emit
 
 CSR = every("csr")
 
@@ -55,11 +56,7 @@ def main() -> None:
     result = {"task": args.task, "rounds": args.rounds, "widths": widths,
               "recurrent_ms": {k: round(t["median_s"] * 1e3, 1) for k, t in timing.items()},
               "speedup_x": {k: round(base / t["median_s"], 2) for k, t in timing.items()}}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Run it after `dvc repro` (or `dvc exp run ...` for a preset); it reads the check
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -32,6 +31,8 @@ from symbiotic.hardware.bound import bound_s, rates, recurrent_work
 from symbiotic.hardware.measure import fingerprint, resolve_device
 from symbiotic.models.counting import count_parameters
 from symbiotic.runtime.formats import every
+
+from _results import emit
 
 TARGETS = {"ptb": {"compression": 10.0, "speedup": 5.0}, "an4": {"compression": 7.0, "speedup": 3.0}}
 BOUND_WITHIN = 2.0  # every model's recurrent part within 2x of its bound
@@ -100,11 +101,7 @@ def main() -> None:
         for name in runnable:
             result["targets"][f"{name}_within_{BOUND_WITHIN:g}x_of_bound_{n}_threads"] = \
                 t[name]["fraction_of_bound"] >= 1 / BOUND_WITHIN
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":
