@@ -48,7 +48,7 @@ def tiny_an4(tmp_path) -> dict:
     names = build_tiny_an4(folder)
     sums = write_sums(folder, names, tmp_path / "an4.sha256")
     params = {"source": str(tmp_path / "data"),
-              "an4": {"expected_utterances": [3, 1], "features": {"n_mfcc": 13, "n_mels": 20}}}
+              "an4": {"expected_utterances": [3, 1], "valid_speakers": 1, "features": {"n_mfcc": 13, "n_mels": 20}}}
     return {"root": tmp_path / "data", "folder": folder, "sums": sums, "params": params}
 
 

@@ -115,7 +115,7 @@ def tiny_prepared_an4(folder, n_train: int = 12, n_test: int = 4, n_features: in
 
     folder.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(seed)
-    for split, n in (("train", n_train), ("test", n_test)):
+    for split, n in (("train", n_train), ("valid", n_test), ("test", n_test)):
         frames = torch.randint(24, 60, (n,), generator=gen)
         chars = torch.randint(2, 6, (n,), generator=gen)
         labels = [torch.randint(3, 29, (int(c),), generator=gen) for c in chars]

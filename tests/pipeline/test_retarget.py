@@ -16,7 +16,7 @@ def test_flow_then_retarget(repo):
     assert repo.stale() == set()
     ptb = json.loads((repo.path / "metrics/ptb/prepare.json").read_text())
     an4 = json.loads((repo.path / "metrics/an4/prepare.json").read_text())
-    assert ptb["train_tokens"] == 929589 and an4["train_utterances"] == 948
+    assert ptb["train_tokens"] == 929589 and an4["train_utterances"] + an4["valid_utterances"] == 948
     for task, metric in (("ptb", "perplexity"), ("an4", "wer")):
         table = pd.read_csv(repo.path / f"metrics/{task}/steps.csv")
         assert list(table["model"]) == STEPS

@@ -89,12 +89,12 @@ def test_the_whole_flow_on_tiny_data(flow):
     assert profile["base"]["input"] == 2 * 4  # 2 conv channels x 4 frequency bins left of 13
 
 
-def test_a_valid_split_threshold_is_refused_before_work(flow):
+def test_an_unknown_split_threshold_is_refused_before_work(flow):
     proc = stage(flow, "prune_rows", "an4", "--data", "data", "--model", "refused.pt", "--metrics", "refused.json",
                  "--history", "refused.csv", "--input", "models/baseline.pt", "--baseline", "metrics/baseline.json",
-                 "--log", "log.csv", extra={"threshold": {"an4": {"split": "valid"}}})
+                 "--log", "log.csv", extra={"threshold": {"an4": {"split": "train"}}})
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
-    assert "has no such split" in proc.stderr and not (flow / "refused.pt").exists()
+    assert "'threshold.an4.split' is 'train'" in proc.stderr and not (flow / "refused.pt").exists()
 
 
 def test_a_language_model_checkpoint_is_refused(flow):

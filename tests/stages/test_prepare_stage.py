@@ -37,7 +37,7 @@ def test_an4_outputs(tmp_path, tiny_an4):
     proc, out, metrics = run_stage(tmp_path, "an4", tiny_an4["params"], tiny_an4["sums"])
     assert proc.returncode == 0, proc.stderr
     result = json.loads(metrics.read_text())
-    assert result["train_utterances"] == 3 and result["feature_dim"] == 13
+    assert (result["train_utterances"], result["valid_utterances"]) == (2, 1) and result["feature_dim"] == 13
     assert (out / "manifest.csv").read_text().startswith("split,utterance,speaker,seconds,frames")
     packed = torch.load(out / "test.pt", weights_only=True)
     assert packed["utterances"] == ["an9-spk3-b"]

@@ -27,16 +27,23 @@ def test_transcripts_strip_sentence_tags(tmp_path):
 
 
 def test_prepare_tiny(tiny_an4):
-    cfg = an4.AN4PrepareConfig(expected_utterances=(3, 1))
+    cfg = an4.AN4PrepareConfig(expected_utterances=(3, 1), valid_speakers=1)
     feat = FeatureConfig(n_mfcc=13, n_mels=20)
     tensors, manifest, metrics = an4.prepare(tiny_an4["folder"], cfg, feat)
     assert list(manifest.columns) == ["split", "utterance", "speaker", "seconds", "frames", "transcript"]
-    train = tensors["train"]
-    # 0.5 s, 0.3 s, 0.8 s at 10 ms hop: 51 + 31 + 81 frames
-    assert train["features"].shape == (163, 13)
-    assert train["frame_offsets"].tolist() == [0, 51, 82, 163]
-    assert an4.decode_labels(train["labels"][train["label_offsets"][2]:]) == "erase c q"
-    assert metrics["train_utterances"] == 3 and metrics["test_utterances"] == 1
+    train, valid = tensors["train"], tensors["valid"]
+    # spk1's 0.5 s and 0.3 s train, spk2's 0.8 s is held out; 10 ms hop: 51 + 31, 81 frames
+    assert train["frame_offsets"].tolist() == [0, 51, 82] and valid["features"].shape == (81, 13)
+    assert an4.decode_labels(valid["labels"]) == "erase c q"
+    assert (metrics["train_utterances"], metrics["valid_utterances"], metrics["test_utterances"]) == (2, 1, 1)
+    assert set(manifest[manifest["split"] == "valid"]["speaker"]) == {"spk2"}
+
+
+def test_held_out_speakers_spread_and_refuse_all():
+    assert an4.held_out_speakers([f"s{i:02d}" for i in range(74)] * 3, 7) == [
+        "s05", "s15", "s26", "s37", "s47", "s58", "s68"]
+    with pytest.raises(UserError, match="valid_speakers is 2, but AN4 train has 2 speakers"):
+        an4.held_out_speakers(["a", "b"], 2)
 
 
 def test_transcript_without_audio_is_named(tiny_an4):

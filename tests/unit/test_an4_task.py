@@ -47,13 +47,14 @@ def test_training_lowers_the_loss_and_decays_the_rate(task, model):
     assert set(first) >= {"wer", "train_loss"}
 
 
-def test_scores_are_percentages_and_only_test_exists(task, model):
+def test_scores_are_percentages_of_valid_and_test(task, model):
     scores = task.scores(model)
-    assert set(scores) == {"test_wer", "test_cer"}
-    assert scores["test_wer"] >= 0 and scores["test_cer"] >= 0
+    assert set(scores) == {"valid_wer", "valid_cer", "test_wer", "test_cer"}
+    assert all(v >= 0 for v in scores.values())
     assert task.score(model, "test") == scores["test_wer"]
-    with pytest.raises(UserError, match="no 'valid' split"):
-        task.score(model, "valid")
+    assert task.score(model, "valid") == scores["valid_wer"]
+    with pytest.raises(UserError, match="no 'train' split"):
+        task.score(model, "train")
 
 
 def test_train_utterances_takes_a_prefix(tmp_path):

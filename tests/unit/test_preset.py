@@ -18,6 +18,17 @@ def test_applied_lays_the_preset_over_params_as_its_arguments_say():
     assert "model.ptb.hidden=[1500]" in args and args[args.index("model.ptb.hidden=[1500]") - 1] == "-S"
 
 
+def test_paper_keeps_the_papers_recipe_and_quick_shortens_the_default():
+    params = load_params(ROOT / "params.yaml")
+    paper = applied(copy.deepcopy(params), "paper")
+    assert (paper["train"]["ptb"]["lr"], paper["train"]["ptb"]["batch"], paper["train"]["ptb"]["bptt"]) == (30.0, 32, 70)
+    assert paper["model"]["ptb"]["dropout_embed"] == 0.65 and paper["train"]["an4"]["optimizer"] == "sgd"
+    quick = applied(copy.deepcopy(params), "quick")
+    for task in ("ptb", "an4"):
+        assert quick["baseline"][task]["epochs"] < params["baseline"][task]["epochs"]
+        assert quick["grow"][task]["epochs"] == quick["baseline"][task]["epochs"]  # one budget for both
+
+
 def test_unknown_preset_names_the_known_ones():
     with pytest.raises(UserError, match="paper"):
         applied({}, "huge")

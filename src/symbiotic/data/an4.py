@@ -15,7 +15,8 @@ from symbiotic.data.sphere import read_sphere
 from symbiotic.errors import UserError
 from symbiotic.progress import bar
 
-SPLITS = {"train": "an4_clstk", "test": "an4test_clstk"}
+SPLITS = {"train": "an4_clstk", "test": "an4test_clstk"}  # the corpus's own splits
+PREPARED = ("train", "valid", "test")  # what prepare writes: valid is carved from train's speakers
 BLANK = "_"
 # CTC blank first (index 0, torch's CTCLoss default), then space, apostrophe, a-z.
 LABELS = (BLANK, " ", "'") + tuple("abcdefghijklmnopqrstuvwxyz")
@@ -27,6 +28,9 @@ class AN4PrepareConfig:
     features: dict = ranged({})  # FeatureConfig fields; see data/features.py
     # The canonical utterance counts (train, test); anything else is another corpus.
     expected_utterances: tuple[int, ...] = ranged((948, 130), lo=1)
+    # Training speakers held out as the validation split (AN4 has none): every score that
+    # selects or stops anything reads it, never the test set. 0 is refused: the flow needs one.
+    valid_speakers: int = ranged(7, lo=1, hi=1000)
 
 
 def encode_text(text: str) -> list[int]:
@@ -88,21 +92,40 @@ def audio_files(folder: Path) -> list[str]:
     return names
 
 
-def prepare(folder: Path, cfg: AN4PrepareConfig, feat_cfg: FeatureConfig):
-    """Read, check and featurize both splits. Returns tensors per split, manifest, metrics.
+def held_out_speakers(speakers, count: int) -> list[str]:
+    """``count`` speakers spread evenly over the sorted list: deterministic, no random state."""
+    names = sorted(set(speakers))
+    if count >= len(names):
+        raise UserError(f"prepare.an4.valid_speakers is {count}, but AN4 train has {len(names)} speakers",
+                        "hold out fewer speakers (the default 7 of 74 gives about 90 utterances)")
+    return [names[(2 * i + 1) * len(names) // (2 * count)] for i in range(count)]
 
-    Nothing is written here: the caller writes only after every check has passed.
-    """
+
+def read_splits(folder: Path, cfg: AN4PrepareConfig) -> dict[str, pd.DataFrame]:
+    """Manifest rows of train, valid and test: the corpus counts checked before the carve."""
     if len(cfg.expected_utterances) != len(SPLITS):
         raise UserError("'prepare.an4.expected_utterances' must have 2 numbers",
                         "give the train and test utterance counts")
+    corpus = {}
+    for split, expected in zip(SPLITS, cfg.expected_utterances):
+        corpus[split] = read_split(folder, split)
+        if len(corpus[split]) != expected:
+            raise UserError(f"AN4 {split} has {len(corpus[split])} utterances, expected {expected}",
+                            "use the canonical corpus or correct prepare.an4.expected_utterances")
+    train = corpus["train"]
+    held = train["speaker"].isin(held_out_speakers(train["speaker"], cfg.valid_speakers))
+    return {"train": train[~held], "valid": train[held], "test": corpus["test"]}
+
+
+def prepare(folder: Path, cfg: AN4PrepareConfig, feat_cfg: FeatureConfig):
+    """Read, check and featurize every split. Returns tensors per split, manifest, metrics.
+
+    Nothing is written here: the caller writes only after every check has passed. Valid and
+    test are normalized with train's statistics (where the normalization has any).
+    """
     transform = mfcc_transform(feat_cfg)
     frames, tensors, stats = [], {}, None
-    for split, expected in zip(SPLITS, cfg.expected_utterances):
-        manifest = read_split(folder, split)
-        if len(manifest) != expected:
-            raise UserError(f"AN4 {split} has {len(manifest)} utterances, expected {expected}",
-                            "use the canonical corpus or correct prepare.an4.expected_utterances")
+    for split, manifest in read_splits(folder, cfg).items():
         feats, seconds = [], []
         for path in bar(manifest["path"], desc=f"an4 {split} mfcc"):
             samples, rate = read_sphere(Path(path))
