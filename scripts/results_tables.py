@@ -3,9 +3,10 @@
     python scripts/results_tables.py TASK
 
 Prints three markdown tables: each step in the shape of the paper's Tables 1/3 (PTB) and 4/6
-(AN4) — widths, parameters, nonzeros, accuracy, latency on this machine — and the final/baseline
-ratios beside the paper's own, and where each pruning step stopped and why (its log). The paper's figures are the ones its abstract states (Yin et al.,
-arXiv:1901.10997, CPU-targeted flow); they are quoted, never measured here, and marked so.
+(AN4) — widths, parameters, nonzeros, accuracy, latency on this machine —, the final/baseline
+ratios beside the paper's own, and where each pruning phase stopped and why (its log). The
+paper's figures are the ones its abstract states (Yin et al., arXiv:1901.10997, CPU-targeted
+flow); they are quoted, never measured here, and marked so.
 Nothing is computed that the metrics files do not hold, so the README cannot drift from the run.
 """
 
@@ -20,7 +21,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The paper's abstract, CPU-targeted models (Intel Xeon); None where it states nothing.
+# The paper's abstract, CPU-targeted models (Intel Xeon): all it states for each task.
 PAPER = {
     "ptb": {"accuracy": "no accuracy degradation", "params_x": 30.5, "latency_x": 5.2},
     "an4": {"accuracy": "WER 12.9% → 10.4%", "params_x": 19.4, "latency_x": 2.4},
@@ -68,7 +69,7 @@ def ratios_table(task: str, steps: pd.DataFrame, summary: dict) -> str:
 
 def pruning_table(task: str, folder: Path, params: dict) -> str:
     """Each pruning phase's iterations: accepted, rejected (rolled back, ratio halved), and why
-    it stopped: the iteration budget, or the schedule (halved below its minimum ratio)."""
+    it stopped: the iteration budget, or the schedule (no smaller step left to try)."""
     lines = ["| step, phase | iterations | accepted | rejected | score of each iteration (threshold split) | stopped by |",
              "|---|---|---|---|---|---|"]
     for step in ("prune_rows", "prune_weights"):
