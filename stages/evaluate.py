@@ -6,9 +6,8 @@ from symbiotic import io
 from symbiotic.cli import parser, run
 from symbiotic.config import load_params
 from symbiotic.flow.evaluate import EvaluateConfig, evaluate, plot, summary
-from symbiotic.flow.stage import Context
+from symbiotic.flow.stage import Context, load_step
 from symbiotic.hardware.measure import default_threads, fingerprint, fingerprint_key, resolve_device
-from symbiotic.training import checkpoint
 
 
 def main(argv=None):
@@ -26,13 +25,12 @@ def main(argv=None):
     cfg = ctx.cfg(EvaluateConfig, "evaluate")
     device = resolve_device(params.get("device"))
     task = ctx.task()
-    models = {}
-    for step in ("baseline", "grow", "prune_rows", "grow_lhp", "final"):
-        path = args.models / f"{step}.pt"
-        models[step] = task.model_from_checkpoint(checkpoint.load(path), str(path))
-    export_state = io.load_tensors(args.export)
+    models = {step: load_step(task, args.models / f"{step}.pt", hlstm=step != "baseline").model
+              for step in ("baseline", "grow", "prune_rows", "grow_lhp", "final")}
+    exported = task.load_inference(io.read_tensors(args.export, "inference export",
+                                                   "rerun the prune_weights stage that writes it (dvc repro)"))
     threads = cfg.threads or default_threads()
-    table = evaluate(task, models, export_state, device, threads, cfg)
+    table = evaluate(task, models, exported, device, threads, cfg)
     result = summary(table, task.metric)
     fp = fingerprint(device, threads)
     result.update({"device": params.get("device"), "threads": threads, "fingerprint": fingerprint_key(fp),

@@ -6,8 +6,6 @@ from symbiotic.cli import run
 from symbiotic.config import load_params
 from symbiotic.flow.grow_lhp import GrowLHPConfig, grow_lhp
 from symbiotic.flow.stage import Context, load_step, score_line, write
-from symbiotic.hardware.measure import default_threads, resolve_device
-from symbiotic.hardware.report import load_profile
 
 from _args import training_parser
 
@@ -21,11 +19,11 @@ def main(argv=None):
     params = load_params(args.params)
     ctx = Context("grow_lhp", args.task, params, args.data, args.resume_dir)
     cfg = ctx.cfg(GrowLHPConfig, "grow_lhp")
-    device = resolve_device(params.get("device"))
-    profile, latency = load_profile(args.profile)
+    profile, device, threads = ctx.target(args.profile)
     task = ctx.task()
     pruned, full = load_step(task, args.input), load_step(task, args.fallback)
-    model, trainer, extra = grow_lhp(task, cfg, profile, latency, pruned, full, device, default_threads())
+    model, trainer, extra = grow_lhp(task, cfg, profile.doc, profile.latency, pruned, full, device, threads)
+    extra["profile_mismatch"] = profile.mismatch
     result = write(ctx, task, model, trainer, args.model, args.metrics, args.history, extra)
     print(f"grow_lhp {args.task}: mode {extra['decision']['mode']} ({extra['decision']['reason']}); "
           f"widths {model.widths()} from {extra['source']}, {score_line(task, result)}")

@@ -6,10 +6,9 @@ from pathlib import Path
 from symbiotic import io
 from symbiotic.cli import run
 from symbiotic.config import load_params
+from symbiotic.flow.common import check_some_accepted
 from symbiotic.flow.prune_weights import PruneWeightsConfig, decoder_evidence, prune_weights, ship
 from symbiotic.flow.stage import Context, load_step, score_line, threshold_from, write
-from symbiotic.hardware.measure import default_threads, resolve_device
-from symbiotic.hardware.report import load_profile
 from symbiotic.sparsity.masks import output_sparsity
 from symbiotic.training.loop import Trainer
 
@@ -28,8 +27,8 @@ def main(argv=None):
     ctx = Context("prune_weights", args.task, params, args.data, args.resume_dir)
     threshold, tcfg = threshold_from(ctx, args.baseline)
     cfg = ctx.cfg(PruneWeightsConfig, "prune_weights")
-    device = resolve_device(params.get("device"))  # the export targets it: fail early if it is absent
-    profile, _ = load_profile(args.profile)
+    loaded, device, threads = ctx.target(args.profile)  # the export targets the device: fail early
+    profile = loaded.doc
     task = ctx.task()
     start = load_step(task, args.input)
     model = start.model
@@ -42,16 +41,16 @@ def main(argv=None):
         without = copy.deepcopy(model)
         resume_decoder = ctx.resume(sections, inputs, phase="decoder")
         log += prune_weights(task, model, trainer, cfg, threshold, tcfg.split, resume_decoder, "decoder")
+    outcome = check_some_accepted("prune_weights", args.task, log, threshold, tcfg.split, cfg.if_none_accepted)
 
-    threads = default_threads()
     exported, shipped = ship(task, model, profile, cfg, device, threads)
     if without is not None:
         shipped["decoder"] = decoder_evidence(task, without, exported, profile, device, threads,
                                               cfg.confirm_rounds, shipped)
     io.save_tensors(task.inference_state(exported), args.export)
     extra = {"threshold": threshold.bound, "iterations": len(log),
-             "accepted": sum(r["accepted"] for r in log), "decoder_density": 1.0 - output_sparsity(model),
-             **shipped}
+             "accepted": sum(r["accepted"] for r in log), **outcome, "decoder_density": 1.0 - output_sparsity(model),
+             **shipped, "profile_mismatch": loaded.mismatch}
     formats, widths = shipped["formats"], shipped["widths"]
     result = write(ctx, task, model, trainer, args.model, args.metrics, args.history, extra, log, args.log)
     for r in (resume, resume_decoder):
@@ -60,7 +59,8 @@ def main(argv=None):
     print(f"prune_weights {args.task}: density {result['recurrent_density']:.3f} "
           f"(decoder {result['decoder_density']:.3f}, {shipped['decoder_format']}), formats {formats}, "
           f"widths {widths[widths['shipped']]} ({widths['shipped']}), "
-          f"{score_line(task, result)} (threshold {threshold.bound:.2f})")
+          f"{score_line(task, result)} (threshold {threshold.bound:.2f})"
+          + ("; NO iteration was accepted: the input is passed through" if outcome["passed_through"] else ""))
 
 
 if __name__ == "__main__":

@@ -98,20 +98,27 @@ def tiny_params_file(tmp_path, extra: dict | None = None):
 
 
 def tiny_prepared_ptb(folder, vocab: int = 30, tokens: int = 2000, seed: int = 0):
-    """A prepared-PTB folder of random token streams (for stage tests without the corpus)."""
+    """A prepared-PTB folder of random token streams, with its manifest (for stage tests without
+    the corpus)."""
     import torch
+
+    from symbiotic.data.prepared import write_manifest
 
     folder.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(seed)
     for split, n in (("train", tokens), ("valid", tokens // 4), ("test", tokens // 4)):
         torch.save(torch.randint(0, vocab, (n,), generator=gen), folder / f"{split}.pt")
     (folder / "vocab.txt").write_text("\n".join(f"w{i}" for i in range(vocab)) + "\n")
+    write_manifest(folder, "ptb")  # last, as prepare does: the folder is complete
     return folder
 
 
 def tiny_prepared_an4(folder, n_train: int = 12, n_test: int = 4, n_features: int = 13, seed: int = 0):
-    """A prepared-AN4 folder of random frames and transcripts (for task tests without the corpus)."""
+    """A prepared-AN4 folder of random frames and transcripts, with its manifest (for task tests
+    without the corpus)."""
     import torch
+
+    from symbiotic.data.prepared import write_manifest
 
     folder.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(seed)
@@ -128,4 +135,5 @@ def tiny_prepared_an4(folder, n_train: int = 12, n_test: int = 4, n_features: in
             "utterances": [f"{split}{i}" for i in range(n)],
         }
         torch.save(packed, folder / f"{split}.pt")
+    write_manifest(folder, "an4")  # last, as prepare does: the folder is complete
     return folder

@@ -16,9 +16,15 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
-    """Call ``main``; a UserError becomes one line on stderr and exit status 2."""
+    """Call ``main``; a UserError becomes one line on stderr and exit status 2, Ctrl-C one line and
+    130 (the shell's status for SIGINT): stages save their progress after every epoch or
+    iteration, so the same command resumes."""
     try:
         main(argv)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted — run the same command again to resume from the last saved epoch",
+              file=sys.stderr)
+        sys.exit(130)

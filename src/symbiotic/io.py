@@ -27,6 +27,19 @@ def load_tensors(path: Path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def read_tensors(path: Path, what: str, fix: str):
+    """``load_tensors`` for a stage's input: a missing or damaged file (or one holding pickled
+    code, which ``weights_only`` refuses) is a one-line UserError naming it as ``what``."""
+    from symbiotic.errors import UserError
+
+    if not Path(path).is_file():
+        raise UserError(f"{what} {path} not found", fix)
+    try:
+        return load_tensors(path)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise UserError(f"{what} {path} is unreadable ({exc.__class__.__name__})", fix) from None
+
+
 def save_json(obj, path: Path) -> None:
     _atomic(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n"))
 

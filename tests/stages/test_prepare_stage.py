@@ -1,5 +1,6 @@
 """The prepare stage end to end on tiny data: outputs, and errors raised before any output."""
 
+import copy
 import json
 import subprocess
 import sys
@@ -8,14 +9,15 @@ import pytest
 import torch
 import yaml
 
-from helpers import ROOT
+from helpers import ROOT, merge
 
 STAGE = ROOT / "stages" / "prepare.py"
 
 
 def run_stage(tmp_path, task, prepare_params, sums):
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"prepare": prepare_params}))
+    params = tmp_path / "params.yaml"  # the repository's prepare section, the test's over it
+    prepare = merge(yaml.safe_load((ROOT / "params.yaml").read_text())["prepare"], copy.deepcopy(prepare_params))
+    params.write_text(yaml.safe_dump({"prepare": prepare}))
     out = tmp_path / "out" / task
     metrics = tmp_path / "metrics" / f"{task}.json"
     cmd = [sys.executable, str(STAGE), task, "--params", str(params), "--out", str(out),
@@ -31,6 +33,11 @@ def test_ptb_outputs(tmp_path, tiny_ptb):
     tokens = torch.load(out / "train.pt", weights_only=True)
     assert tokens.shape == (14,)
     assert len((out / "vocab.txt").read_text().split()) == 9
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["task"] == "ptb" and manifest["format"] == 1
+    assert sorted(manifest["files"]) == ["test.pt", "train.pt", "valid.pt", "vocab.txt"]
+    assert manifest["files"]["vocab.txt"]["size"] == (out / "vocab.txt").stat().st_size
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ptb"]  # nothing left aside
 
 
 def test_an4_outputs(tmp_path, tiny_an4):
@@ -41,6 +48,9 @@ def test_an4_outputs(tmp_path, tiny_an4):
     assert (out / "manifest.csv").read_text().startswith("split,utterance,speaker,seconds,frames")
     packed = torch.load(out / "test.pt", weights_only=True)
     assert packed["utterances"] == ["an9-spk3-b"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["task"] == "an4"
+    assert sorted(manifest["files"]) == ["labels.txt", "manifest.csv", "test.pt", "train.pt", "valid.pt"]
 
 
 def _break(kind, fixture, tmp_path):
@@ -124,3 +134,51 @@ def test_source_data_untouched(tmp_path, tiny_an4):
     assert proc.returncode == 0, proc.stderr
     after = {p: p.read_bytes() for p in tiny_an4["folder"].rglob("*") if p.is_file()}
     assert before == after
+
+
+# ---- the prepared folder is replaced as a whole (data/prepared.py) ----------------------------
+def _write(files):
+    def write(folder):
+        for name, text in files.items():
+            (folder / name).write_text(text)
+        return "done"
+    return write
+
+
+def _fail(folder):
+    (folder / "a.txt").write_text("new")
+    raise KeyboardInterrupt  # e.g. Ctrl-C midway
+
+
+def test_a_rebuild_replaces_the_whole_folder(tmp_path):
+    from symbiotic.data import prepared
+
+    out = tmp_path / "prepared" / "ptb"
+    assert prepared.build(out, "ptb", _write({"a.txt": "1", "stale.txt": "old"})) == "done"
+    prepared.build(out, "ptb", _write({"a.txt": "2"}))
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "manifest.json"]  # no stale file kept
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ptb"]
+    assert prepared.check(out, "ptb", ["a.txt"])["files"]["a.txt"]["size"] == 1
+
+
+def test_a_failed_build_keeps_the_old_folder_and_leaves_nothing_aside(tmp_path):
+    from symbiotic.data import prepared
+
+    out = tmp_path / "ptb"
+    prepared.build(out, "ptb", _write({"a.txt": "1"}))
+    with pytest.raises(KeyboardInterrupt):
+        prepared.build(out, "ptb", _fail)
+    assert (out / "a.txt").read_text() == "1" and sorted(p.name for p in tmp_path.iterdir()) == ["ptb"]
+    prepared.check(out, "ptb", ["a.txt"])
+
+
+def test_a_build_killed_between_the_renames_is_recovered_by_the_next(tmp_path):
+    from symbiotic.data import prepared
+
+    out = tmp_path / "ptb"
+    prepared.build(out, "ptb", _write({"a.txt": "1"}))
+    out.rename(tmp_path / "ptb.old")  # the old folder aside, the new one not yet renamed in
+    (tmp_path / "ptb.partial").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        prepared.build(out, "ptb", _fail)
+    assert (out / "a.txt").read_text() == "1" and sorted(p.name for p in tmp_path.iterdir()) == ["ptb"]

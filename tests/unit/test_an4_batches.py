@@ -35,6 +35,11 @@ def test_utterances_slices():
     (lambda p: p.update(labels=p["labels"].float()), "'labels' must be a 1-D int64"),
     (lambda p: p.update(frame_offsets=p["frame_offsets"][:-1]), "'frame_offsets' has 4 entries for 4"),
     (lambda p: p.update(label_offsets=p["label_offsets"] + 1), "'label_offsets' must rise from 0"),
+    (lambda p: p["labels"].__setitem__(0, 29), r"label ids run 3\.\.29, outside the label set \(1\.\.28"),
+    (lambda p: p["labels"].__setitem__(0, 0), r"label ids run 0\.\.6, outside the label set"),
+    (lambda p: p["labels"].__setitem__(0, -1), r"label ids run -1\.\.6"),
+    (lambda p: p["features"].__setitem__((3, 1), float("nan")), "NaN or infinite values in 1 frames"),
+    (lambda p: p["features"].__setitem__((0, 0), float("inf")), "NaN or infinite values in 1 frames"),
 ])
 def test_utterances_validation_names_the_problem(change, message):
     packed = _packed()

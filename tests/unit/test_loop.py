@@ -15,7 +15,8 @@ from symbiotic.sparsity.masks import masked_weights, random_masks
 from symbiotic.tasks.base import Metric
 from symbiotic.tasks.ptb import PTBTask, TrainConfig, _detach
 from symbiotic.training.config import TrainConfig as BaseTrainConfig
-from symbiotic.training.loop import Trainer
+from symbiotic.errors import UserError
+from symbiotic.training.loop import Diverged, Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
@@ -23,11 +24,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 class GivenLosses:
     """A task whose training losses are given, so only what the Trainer does with them is tested."""
 
+    name = "given"
     metric = Metric("score")
     monitor_split = "valid"
 
-    def __init__(self, losses):
-        self.losses, self.computed = losses, 0  # (value, weight) pairs
+    def __init__(self, losses, score=1.0):
+        self.losses, self.computed, self.value = losses, 0, score  # (value, weight) pairs
 
     def train_steps(self):
         return len(self.losses)
@@ -38,7 +40,7 @@ class GivenLosses:
             yield (model.weight * 0).sum() + value, weight  # a loss that moves nothing
 
     def score(self, model, split):
-        return 1.0
+        return self.value
 
 
 def _lm():
@@ -58,7 +60,7 @@ def _loss(model, seed=1):
 def test_the_step_clips_the_gradient_norm():
     model = _lm()
     cfg = BaseTrainConfig(lr=1.0, momentum=0.0, weight_decay=0.0, clip=1e-3)
-    trainer = Trainer(GivenLosses([]), model, cfg)
+    trainer = Trainer(GivenLosses([(1.0, 1)]), model, cfg)
     before = [p.detach().clone() for p in model.parameters()]
     trainer.step(1000 * _loss(model))  # a gradient far above the clip
     moved = torch.cat([(p.detach() - b).reshape(-1) for p, b in zip(model.parameters(), before)])
@@ -68,7 +70,7 @@ def test_the_step_clips_the_gradient_norm():
 def test_the_step_reapplies_the_masks_that_momentum_would_move():
     model = _lm()
     cfg = BaseTrainConfig(lr=0.1, momentum=0.9, weight_decay=1e-2)
-    trainer = Trainer(GivenLosses([]), model, cfg)
+    trainer = Trainer(GivenLosses([(1.0, 1)]), model, cfg)
     trainer.step(_loss(model, seed=1))  # momentum builds up on every weight
     random_masks(model, 0.5, torch.Generator().manual_seed(2))
     trainer.step(_loss(model, seed=3))  # (test_masks.py: without apply_masks these move)
@@ -83,10 +85,51 @@ def test_the_epoch_loss_is_the_mean_weighted_as_the_task_says():
     assert row["score"] == 1.0  # the history column is the task's metric name
 
 
-def test_the_epoch_stops_at_the_first_non_finite_loss():
+def test_a_non_finite_loss_stops_the_epoch_before_its_step_with_where_and_what_to_try():
     task = GivenLosses([(2.0, 1), (math.inf, 1), (5.0, 1)])
-    row = Trainer(task, nn.Linear(1, 1, bias=False), BaseTrainConfig(lr=0.1)).epoch()
-    assert math.isnan(row["train_loss"]) and task.computed == 2
+    with pytest.raises(Diverged) as err:
+        Trainer(task, nn.Linear(1, 1, bias=False), BaseTrainConfig(lr=0.1)).epoch()
+    assert task.computed == 2 and (err.value.epoch, err.value.batch) == (0, 1)
+    assert "epoch 0, batch 1 of 3" in str(err.value) and "train.given.lr" in str(err.value)
+
+
+def test_a_window_of_losses_far_above_the_first_window_is_divergence_across_epochs():
+    rising = [(1.0, 1)] * 4 + [(10.0, 1)] * 4
+    cfg = BaseTrainConfig(lr=0.1, diverge_factor=3.0, diverge_window=4)
+    trainer = Trainer(GivenLosses(rising[:4]), nn.Linear(1, 1, bias=False), cfg)
+    trainer.epoch()  # the reference: the mean of the first 4 losses, kept for later epochs
+    trainer.task.losses = rising[4:]
+    with pytest.raises(Diverged, match=r"epoch 1, batch 3 of 4: the mean loss of the last 4 batches is 10, "
+                                       r"10.0x the stage's starting loss \(1\)"):
+        trainer.epoch()
+    assert trainer.state_dict()["start_loss"] == 1.0  # resumes keep the reference
+
+
+def test_a_blow_up_inside_the_first_window_is_measured_from_the_first_batch():
+    blow_up = [(3.4, 1), (1000.0, 1), (5000.0, 1), (9000.0, 1)]
+    with pytest.raises(Diverged, match=r"batch 3 of 4: .* 1103.2x the stage's starting loss \(3.4\)"):
+        Trainer(GivenLosses(blow_up), nn.Linear(1, 1, bias=False),
+                BaseTrainConfig(lr=0.1, diverge_window=4)).epoch()
+
+
+def test_single_hard_batches_are_not_divergence_and_factor_0_turns_the_rule_off():
+    spiky = [(1.0, 1)] * 4 + [(1.0, 1), (1.0, 1), (1.0, 1), (9.0, 1)]  # window mean 3.0: not above 3x
+    Trainer(GivenLosses(spiky), nn.Linear(1, 1, bias=False),
+            BaseTrainConfig(lr=0.1, diverge_factor=3.0, diverge_window=4)).epoch()
+    rising = [(1.0, 1)] * 4 + [(10.0, 1)] * 4
+    Trainer(GivenLosses(rising), nn.Linear(1, 1, bias=False),
+            BaseTrainConfig(lr=0.1, diverge_factor=0.0, diverge_window=4)).epoch()
+
+
+def test_a_non_finite_validation_score_is_divergence():
+    with pytest.raises(Diverged, match="valid score is nan"):
+        Trainer(GivenLosses([(1.0, 1)], score=math.nan), nn.Linear(1, 1, bias=False),
+                BaseTrainConfig(lr=0.1)).epoch()
+
+
+def test_an_epoch_without_a_batch_is_refused_before_training():
+    with pytest.raises(UserError, match="no batch"):
+        Trainer(GivenLosses([]), nn.Linear(1, 1, bias=False), BaseTrainConfig(lr=0.1))
 
 
 def _plain_epoch(task, model, optimizer):

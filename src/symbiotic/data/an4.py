@@ -16,7 +16,6 @@ from symbiotic.errors import UserError
 from symbiotic.progress import bar
 
 SPLITS = {"train": "an4_clstk", "test": "an4test_clstk"}  # the corpus's own splits
-PREPARED = ("train", "valid", "test")  # what prepare writes: valid is carved from train's speakers
 BLANK = "_"
 # CTC blank first (index 0, torch's CTCLoss default), then space, apostrophe, a-z.
 LABELS = (BLANK, " ", "'") + tuple("abcdefghijklmnopqrstuvwxyz")

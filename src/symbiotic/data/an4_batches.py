@@ -14,12 +14,13 @@ import torch
 from torch import Tensor
 
 from symbiotic import io
+from symbiotic.data.an4 import LABELS
 from symbiotic.errors import UserError
 
 __all__ = ["Utterances", "bucketed_batches", "collate"]
 
 KEYS = ("features", "frame_offsets", "labels", "label_offsets", "utterances")
-_FIX = "rerun the prepare_an4 stage"
+_FIX = "rerun `dvc repro prepare_an4`"
 
 
 class Utterances:
@@ -37,13 +38,7 @@ class Utterances:
     @classmethod
     def load(cls, path: Path) -> "Utterances":
         """Read a split written by the prepare stage (``weights_only``: no pickled code runs)."""
-        try:
-            packed = io.load_tensors(path)
-        except FileNotFoundError:
-            raise UserError(f"{path} does not exist", _FIX) from None
-        except Exception as exc:  # a corrupt or foreign file: torch raises many kinds
-            raise UserError(f"{path} is not a packed AN4 split ({type(exc).__name__})", _FIX) from None
-        return cls(packed, str(path))
+        return cls(io.read_tensors(path, "packed AN4 split", _FIX), str(path))
 
     def head(self, n: int) -> "Utterances":
         """The first ``n`` utterances (views, no copy)."""
@@ -79,7 +74,8 @@ class Utterances:
 
 
 def _check_packed(packed, source: str) -> None:
-    """Every key present, tensors of the right kind, offsets that tile the flat tensors."""
+    """Every key present, tensors of the right kind, label ids in the label set (blank excluded),
+    finite features, offsets that tile the flat tensors."""
     if not isinstance(packed, dict):
         raise UserError(f"{source} holds a {type(packed).__name__}, not a dict of tensors", _FIX)
     missing = [k for k in KEYS if k not in packed]
@@ -91,6 +87,12 @@ def _check_packed(packed, source: str) -> None:
                         f"got {_describe(feats)}", _FIX)
     if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.dtype != torch.int64:
         raise UserError(f"{source}: 'labels' must be a 1-D int64 tensor, got {_describe(labels)}", _FIX)
+    if labels.numel() and (int(labels.min()) < 1 or int(labels.max()) >= len(LABELS)):
+        raise UserError(f"{source}: label ids run {int(labels.min())}..{int(labels.max())}, outside the "
+                        f"label set (1..{len(LABELS) - 1}; 0 is the CTC blank)", _FIX)
+    if not bool(torch.isfinite(feats).all()):
+        bad = int((~torch.isfinite(feats)).any(dim=1).sum())
+        raise UserError(f"{source}: 'features' has NaN or infinite values in {bad} frames", _FIX)
     n = len(packed["utterances"])
     _check_offsets(packed["frame_offsets"], "frame_offsets", n, feats.shape[0], source)
     _check_offsets(packed["label_offsets"], "label_offsets", n, labels.shape[0], source)

@@ -3,7 +3,8 @@
 What is task-specific (params, source files, processing) comes from the task's
 preparation module through the one registry (``tasks.task_preparation``), which
 imports only that task's modules: an edit to one task never reruns the other's
-prepare stage.
+prepare stage. The task writes its files into a folder built aside, which ``prepared.build``
+seals with a manifest and swaps into ``out`` as a whole.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from symbiotic import io
 from symbiotic.config import section
-from symbiotic.data import fetch
+from symbiotic.data import fetch, prepared
 from symbiotic.errors import UserError
 from symbiotic.tasks import task_preparation
 
@@ -34,6 +35,6 @@ def prepare_task(task: str, params: dict, out: Path, metrics: Path, sums: Path,
     cfg = preparation.config(values, where)
     folder = fetch.locate(task, source, downloads)
     fetch.verify(folder, fetch.read_sums(sums), preparation.source_files(folder))
-    result = preparation.prepare(folder, cfg, out)
+    result = prepared.build(out, task, lambda aside: preparation.prepare(folder, cfg, aside))
     io.save_json(result, metrics)
     return result

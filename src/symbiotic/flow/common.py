@@ -7,9 +7,16 @@ from typing import Callable
 
 import torch
 
+from symbiotic.errors import UserError
 from symbiotic.sparsity.growth import GradientAccumulator
+from symbiotic.training.loop import Diverged
 from symbiotic.training.resume import Resume
 from symbiotic.training.schedule import HalvingSchedule, Threshold
+
+
+# What a pruning stage does when the threshold rejects every iteration: stop with an error (the
+# default: its output would be the input under the pruned name) or pass the input on, saying so.
+NONE_ACCEPTED = ("fail", "pass_through")
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -55,12 +62,11 @@ def prune_with_rollback(trainer, schedule: HalvingSchedule, threshold: Threshold
         record = act(schedule)
         if record is None:
             break
-        for _ in range(retrain_epochs):
-            trainer.epoch(tag=f"iteration {len(log)}")
-        score = task.score(model, split)
+        diverged = _retrain(trainer, retrain_epochs, f"iteration {len(log)}")
+        score = math.nan if diverged else task.score(model, split)
         ok = threshold.ok(score)
         log.append({"iteration": len(log), **record, split: score, "accepted": bool(ok),
-                    "finite": math.isfinite(score)})
+                    "finite": math.isfinite(score), "diverged": diverged})
         if ok:
             schedule.success()
         else:
@@ -69,3 +75,30 @@ def prune_with_rollback(trainer, schedule: HalvingSchedule, threshold: Threshold
         resume.save({"model": model.state_dict(), "trainer": trainer.state_dict(),
                      "schedule": schedule.state_dict(), "log": log, **extra_state()})
     return log
+
+
+def _retrain(trainer, epochs: int, tag: str) -> str:
+    """Retrain after a pruning step; a divergence is that step's failure (it is rolled back like
+    a missed threshold), so it returns the reason instead of stopping the stage ("" if none)."""
+    try:
+        for _ in range(epochs):
+            trainer.epoch(tag=tag)
+    except Diverged as exc:
+        return exc.problem
+    return ""
+
+
+def check_some_accepted(stage: str, task_name: str, log: list[dict], threshold: Threshold, split: str,
+                        policy: str) -> dict:
+    """Refuse a pruning stage whose every iteration was rolled back (its output would be its input
+    under the pruned name), unless ``policy`` is "pass_through"; returns the metrics' record."""
+    if not log or any(r["accepted"] for r in log):
+        return {"passed_through": False}
+    scores = ", ".join("diverged" if r.get("diverged") else f"{r[split]:.4g}" for r in log)
+    if policy == "pass_through":
+        return {"passed_through": True}
+    raise UserError(f"{stage} {task_name}: all {len(log)} iterations missed the threshold {split} "
+                    f"{threshold.bound:.4g} ({scores}), so the output would be the unpruned input",
+                    f"loosen threshold.{task_name} (slack or value), retrain more "
+                    f"({stage}.{task_name}.retrain_epochs), or set {stage}.{task_name}.if_none_accepted: "
+                    f"pass_through to pass the input on knowingly")

@@ -61,13 +61,14 @@ def _format(model) -> str:
     return " ".join(f"{k}={v}" for k, v in {**model.formats[0], "decoder": model.decoder_format}.items())
 
 
-def evaluate(task, models: dict, export_state: dict, device, threads: int, cfg: EvaluateConfig) -> pd.DataFrame:
-    """One row per step: model, widths, parameters, test scores, latency (median, range)."""
+def evaluate(task, models: dict, exported, device, threads: int, cfg: EvaluateConfig) -> pd.DataFrame:
+    """One row per step: model, widths, parameters, test scores, latency (median, range);
+    ``exported`` is the final model as it ships (its inference export, loaded)."""
     runnable = {}
     for name, model in models.items():
         model = model.to(device).eval()
         if name == "final":
-            runnable[name] = task.load_inference(export_state).to(device).eval()
+            runnable[name] = exported.to(device).eval()
         elif name == "baseline":
             runnable[name] = model
         else:

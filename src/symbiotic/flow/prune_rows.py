@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from symbiotic.config import ranged
-from symbiotic.flow.common import prune_with_rollback, seed_everything
+from symbiotic.flow.common import NONE_ACCEPTED, prune_with_rollback, seed_everything
 from symbiotic.sparsity.pruning import count_for_ratio, smallest_units_per_group
 from symbiotic.sparsity.units import SCORE_RULES, active_units, dims, remove_units, unit_key, unit_keys, unit_scores
 from symbiotic.training.loop import Trainer
@@ -31,6 +31,7 @@ class PruneRowsConfig:
     single_unit_finish: bool = True
     retrain_epochs: int = ranged(1, lo=0, hi=1000)
     max_iterations: int = ranged(8, lo=0, hi=10000)  # budget: the stage always terminates
+    if_none_accepted: str = ranged("fail", choices=NONE_ACCEPTED)  # all rolled back: fail or pass on
     kinds: tuple[str, ...] = ranged(KINDS, choices=None)
     # what ranks units: "control" sums |w| over the control-gate matrices (the paper's Algorithm 1),
     # "all" over every tensor a unit touches (embedding and decoder dominate there)

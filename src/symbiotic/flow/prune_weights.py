@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from symbiotic.config import ranged
-from symbiotic.flow.common import prune_with_rollback, seed_everything
+from symbiotic.flow.common import NONE_ACCEPTED, prune_with_rollback, seed_everything
 from symbiotic.flow.latency import side_by_side
 from symbiotic.runtime.formats import choose_decoder, choose_formats
 from symbiotic.sparsity.masks import apply_masks, output_masks, output_sparsity, recurrent_density, recurrent_masks
@@ -29,6 +29,7 @@ class PruneWeightsConfig:
     min_ratio: float = ranged(0.05, lo=0.0, hi=1.0)  # stop once halving goes below this
     retrain_epochs: int = ranged(1, lo=0, hi=1000)
     max_iterations: int = ranged(6, lo=0, hi=10000)  # budget: the stage always terminates
+    if_none_accepted: str = ranged("fail", choices=NONE_ACCEPTED)  # all rolled back: fail or pass on
     scope: str = ranged("per_matrix", choices=("per_matrix", "global"))
     confirm_rounds: int = ranged(5, lo=1, hi=100)  # interleaved timings of step (c)'s widths vs thinned
     decoder: bool = ranged(False)  # then prune the decoder too (a second phase, same threshold)

@@ -8,6 +8,7 @@ of the same inputs, and write outputs atomically at the end.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ import torch
 from symbiotic import io
 from symbiotic.config import build, ranged, section
 from symbiotic.errors import UserError
+from symbiotic.hardware.measure import default_threads, resolve_device
+from symbiotic.hardware.report import accept_foreign, load_profile
 from symbiotic.models.counting import count_parameters
 from symbiotic.sparsity.masks import recurrent_density, recurrent_masks
 from symbiotic.tasks import task_class, task_module
@@ -25,6 +28,11 @@ from symbiotic.training import checkpoint
 from symbiotic.training.loop import Trainer
 from symbiotic.training.resume import Resume
 from symbiotic.training.schedule import Threshold
+
+
+# Keys that decide only what a stage does with a finished loop, not the loop: changing one after
+# a refusal must resume the saved iterations, not redo them.
+OUTCOME_ONLY = frozenset({"if_none_accepted"})
 
 
 @dataclass(frozen=True)
@@ -65,9 +73,20 @@ class Context:
 
     def resume(self, sections: list[str], inputs: list[Path], phase: str = "") -> Resume:
         """The resume file of this stage (of one ``phase`` of it, where a stage has two loops)."""
-        chosen = {s: section(self.params, f"{s}.{self.task_name}") for s in sections}
+        chosen = {s: {k: v for k, v in section(self.params, f"{s}.{self.task_name}").items()
+                      if k not in OUTCOME_ONLY} for s in sections}
         name = f"{self.task_name}_{self.stage}" + (f"_{phase}" if phase else "")
         return Resume(self.resume_dir, name, chosen, inputs)
+
+    def target(self, folder: Path):
+        """The device this stage times on, its threads and the profile measured there, checked
+        before the data is loaded (another machine's or task's profile is refused at once)."""
+        if self.train_cfg.threads:  # as task() does: the threads the profile must have had
+            torch.set_num_threads(self.train_cfg.threads)
+        device, threads = resolve_device(self.params.get("device")), default_threads()
+        profile = load_profile(folder, task=self.task_name, device=device, threads=threads,
+                               accept_foreign=accept_foreign(self.params))
+        return profile, device, threads
 
     def seconds(self) -> float:
         return round(time.perf_counter() - self.start, 1)
@@ -82,10 +101,18 @@ class Step:
     lr: float | None
 
 
-def load_step(task, path: Path) -> Step:
-    """An earlier step's checkpoint, checked against the task (one-line errors)."""
+def load_step(task, path: Path, hlstm: bool = True) -> Step:
+    """An earlier step's checkpoint, checked against the task and against what the stage needs:
+    the steps work on the H-LSTM (``hlstm``), the baseline is the stock LSTM (one-line errors)."""
     ckpt = checkpoint.load(path)
-    return Step(str(path), task.model_from_checkpoint(ckpt, str(path)), ckpt["meta"].get("lr"))
+    model = task.model_from_checkpoint(ckpt, str(path))
+    if bool(recurrent_masks(model)) != hlstm:  # only the H-LSTM has masks
+        want, got = ("an H-LSTM step", "the stock-LSTM baseline") if hlstm else ("the stock-LSTM baseline",
+                                                                                 "an H-LSTM step")
+        raise UserError(f"{path} holds {got} ('{ckpt['kind']}'), this stage needs {want}",
+                        "pass the checkpoint of the step before it (see dvc.yaml)")
+    meta = ckpt.get("meta") if isinstance(ckpt.get("meta"), dict) else {}
+    return Step(str(path), model, meta.get("lr"))
 
 
 def threshold_from(ctx: Context, baseline_metrics: Path) -> tuple[Threshold, ThresholdConfig]:
@@ -121,12 +148,22 @@ def write(ctx: Context, task, model, trainer: Trainer, out_model: Path, metrics:
           extra: dict, log: list[dict] | None = None, log_path: Path | None = None) -> dict:
     result = {**describe(task, model), **extra, "lr_final": trainer.lr, "epochs": trainer.epochs_done,
               "seconds": ctx.seconds()}
+    _check_scores(task, result)
     checkpoint.save(out_model, model, task.kind(model), meta={"lr": trainer.lr, "stage": ctx.stage})
     io.save_csv(pd.DataFrame(trainer.history or [{"tag": ctx.stage, "epoch": 0}]), history)
     if log_path is not None:
         io.save_csv(pd.DataFrame(log or [{"iteration": 0}]), log_path)
     io.save_json(_flat(result), metrics)
     return result
+
+
+def _check_scores(task, result: dict) -> None:
+    """No output is written for a model whose score is not a finite number."""
+    for split in task.splits:
+        value = result[f"{split}_{task.metric.name}"]
+        if not math.isfinite(value):
+            raise UserError(f"the {task.name} model's {split} {task.metric.name} is {value}; nothing was written",
+                            f"its training diverged: lower train.{task.name}.lr and rerun")
 
 
 def score_line(task, result: dict) -> str:

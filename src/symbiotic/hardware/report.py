@@ -1,19 +1,30 @@
 """A latency profile's files: tables, the LHP summary and the paper's Fig. 2-style plot,
-written by the profile stage and read back by the steps that use them."""
+written by the profile stage and read back by the steps that use them.
+
+:func:`load_profile` is the one way a stage reads a profile back. A profile holds only for the
+task and the machine it was measured on, and DVC does not record which machine ran a stage, so a
+cached profile reaches other machines silently; the loader therefore checks, before any work,
+the files' structure (what the consumers read), the task, and the fingerprint
+(:func:`symbiotic.hardware.measure.fingerprint`) against this machine's. A broken profile or
+another task's is always refused; another machine's is refused unless ``profile.accept_foreign``
+is true, and then used with a warning and recorded (``Profile.mismatch``).
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # files only; no display on build machines
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from symbiotic import io  # noqa: E402
-from symbiotic.errors import UserError  # noqa: E402
+from symbiotic import io
+from symbiotic.config import build, ranged, section
+from symbiotic.errors import UserError
+from symbiotic.hardware.measure import DEVICES, fingerprint
+from symbiotic.runtime.formats import MATRICES, OUTPUT
 
 
 def latency_table(rows: list[dict], summary: dict) -> pd.DataFrame:
@@ -34,6 +45,10 @@ def latency_table(rows: list[dict], summary: dict) -> pd.DataFrame:
 
 def plot_profile(table: pd.DataFrame, sparse: pd.DataFrame, title: str, path: Path) -> None:
     """Latency against each dimension with LHPs marked, plus CSR/dense speed-up per sparsity."""
+    import matplotlib  # here, not at the top: the stages that only read a profile start faster
+
+    matplotlib.use("Agg")  # files only; no display on build machines
+    import matplotlib.pyplot as plt
     dims = list(dict.fromkeys(table["dimension"]))
     fig, axes = plt.subplots(1, len(dims) + 1, figsize=(5 * (len(dims) + 1), 4))
     for ax, name in zip(axes, dims):
@@ -79,13 +94,193 @@ def write_profile(out: Path, rows, summary, sparse_rows, crossover, fingerprint,
     return doc
 
 
-def load_profile(folder: Path) -> tuple[dict, pd.DataFrame]:
-    """The LHP summary (lhp.json) and latency table (latency.csv) of a profile folder."""
+# ---- reading a profile back, checked ------------------------------------------------------
+
+# The fingerprint fields that change latency, per device kind, compared after the kind itself.
+# hostname, platform and python_version are not: identical machines must match.
+COMPARED = {"cpu": ("cpu_model", "logical_cores", "threads", "torch_version", "mkl_version", "mkldnn_version"),
+            "cuda": ("gpu_name", "cuda_version", "cudnn_version", "torch_version", "threads")}
+LATENCY_COLUMNS = ("dimension", "size", "median_s", "is_lhp")  # what flow/grow_lhp.lhp_targets reads
+_ABSENT = "(absent)"
+
+
+@dataclass(frozen=True)
+class ProfileUse:
+    """How the stages that read a profile use it (``profile.accept_foreign``)."""
+
+    accept_foreign: bool = ranged(False)  # use another machine's profile (with a warning) instead of refusing
+
+
+def accept_foreign(params: dict) -> bool:
+    """``profile.accept_foreign`` of ``params``: a bool; absent or anything else is a UserError."""
+    values = section(params, "profile")
+    return build(ProfileUse, {k: values[k] for k in ("accept_foreign",) if k in values}, "profile").accept_foreign
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A checked profile: the LHP summary (lhp.json), the latency table (latency.csv), the
+    fingerprint it was measured with (device.json) and, where ``accept_foreign`` let another
+    machine's profile through, the first difference ("<field>: <profile's> != <this machine's>")."""
+
+    doc: dict
+    latency: pd.DataFrame
+    device: dict
+    mismatch: str | None = None
+
+
+def load_profile(folder: Path, *, task: str, device, threads: int, accept_foreign: bool = False) -> Profile:
+    """The profile in ``folder``, checked for ``task`` on this machine (``device``, a torch
+    device, and the ``threads`` the stage times with); a UserError otherwise (module docstring).
+    An accepted mismatch prints one ``warning:`` line on stderr."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"there is no profile folder {folder}",
+                        f"run the profile stage first (dvc repro profile@{task}) or pass its folder with --profile")
+    doc = _read_json(folder, "lhp.json", task)
+    _check_task(folder, doc, task)
+    fp = _read_json(folder, "device.json", task)
+    latency = _read_latency(folder, task)
+    check_structure(folder, doc, latency, fp, task)
+    diff = first_difference(fp, fingerprint(device, threads))
+    if diff is None:
+        return Profile(doc, latency, fp)
+    field, theirs, ours = diff
+    if not accept_foreign:
+        redo = (f"re-profile with the threads this stage uses (profile.measure.threads: null or {ours}; "
+                f"dvc repro -f profile@{task})" if field == "threads"
+                else f"re-profile on this machine (dvc repro -f profile@{task})")
+        raise UserError(f"the profile in {folder} was measured on another machine: {field} is {theirs!r} "
+                        f"there, {ours!r} here", f"{redo}, or set profile.accept_foreign: true to use it knowingly")
+    note = " ".join(f"{field}: {theirs} != {ours}".split())  # one line, for stderr and the metrics
+    print(f"warning: the profile in {folder} was measured on another machine ({note}); used because "
+          f"profile.accept_foreign is true, so its latencies may not hold here", file=sys.stderr)
+    return Profile(doc, latency, fp, note)
+
+
+def first_difference(profile_fp: dict, here: dict) -> tuple[str, object, object] | None:
+    """The first fingerprint field that differs, as (field, the profile's value, this machine's):
+    the device kind first, then that kind's :data:`COMPARED` fields; None where all agree."""
+    for field in ("device", *COMPARED.get(here.get("device"), ())):
+        theirs, ours = profile_fp.get(field, _ABSENT), here.get(field, _ABSENT)
+        if theirs != ours:
+            return field, theirs, ours
+    return None
+
+
+def _broken(folder: Path, problem: str, task: str) -> UserError:
+    return UserError(f"the profile in {folder} is unusable: {problem}",
+                     f"re-profile (dvc repro -f profile@{task}); a broken profile is never used")
+
+
+def _read_json(folder: Path, name: str, task: str):
+    path = folder / name
+    if not path.is_file():
+        raise _broken(folder, f"{name} is missing", task)
     try:
-        doc = json.loads((folder / "lhp.json").read_text())
-        latency = pd.read_csv(folder / "latency.csv")
-    except (OSError, ValueError) as exc:
-        raise UserError(f"profile in {folder} is missing or unreadable ({exc.__class__.__name__})",
-                        "run the profile stage for this task first (dvc repro)") from None
-    return doc, latency
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise _broken(folder, f"{name} is not valid JSON ({exc.msg}, line {exc.lineno})", task) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _broken(folder, f"{name} is unreadable ({exc.__class__.__name__})", task) from None
+
+
+def _read_latency(folder: Path, task: str) -> pd.DataFrame:
+    path = folder / "latency.csv"
+    if not path.is_file():
+        raise _broken(folder, "latency.csv is missing", task)
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise _broken(folder, "latency.csv is empty", task) from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise _broken(folder, f"latency.csv is unreadable ({exc.__class__.__name__})", task) from None
+
+
+def _kind(value) -> str:
+    if isinstance(value, dict):
+        return "an empty mapping" if not value else "a mapping"
+    return {list: "a list", str: "a string", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_task(folder: Path, doc, task: str) -> None:
+    """lhp.json is a mapping that names this task (checked first: another task's profile is
+    otherwise well formed, and says so plainly)."""
+    if not isinstance(doc, dict):
+        raise _broken(folder, f"lhp.json holds {_kind(doc)}, not the LHP summary (a mapping)", task)
+    theirs = doc.get("task", _ABSENT)
+    if theirs == _ABSENT:
+        raise _broken(folder, "lhp.json lacks 'task'", task)
+    if theirs != task:
+        raise UserError(f"the profile in {folder} was made for task {_short(theirs)} (lhp.json 'task'), not {task!r}",
+                        f"pass the {task} profile (--profile profiles/{task}, made by dvc repro profile@{task})")
+
+
+def _is_int(value, lo: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= lo
+
+
+def _is_fraction(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                             and math.isfinite(value) and 0.0 <= value <= 1.0)
+
+
+def check_structure(folder: Path, doc: dict, latency: pd.DataFrame, fp, task: str) -> None:
+    """What the consumers read (flow/grow_lhp.py, flow/prune_weights.py, runtime/formats.py) is
+    there and of the right kind, and lhp.json agrees with device.json; else a UserError."""
+    from symbiotic.tasks import task_class  # the task's own dimensions (imported by name)
+
+    def bad(problem: str):
+        raise _broken(folder, problem, task)
+
+    for key, ok, what in (("device", lambda v: v in DEVICES, f"one of {', '.join(DEVICES)}"),
+                          ("threads", _is_int, "a positive integer"), ("batch", _is_int, "a positive integer"),
+                          ("seq_len", _is_int, "a positive integer"),
+                          ("sparse_crossover", lambda v: isinstance(v, dict), "a mapping"),
+                          ("dimensions", lambda v: isinstance(v, dict) and v, "a mapping of dimensions")):
+        if key not in doc:
+            bad(f"lhp.json lacks '{key}'")
+        if not ok(doc[key]):
+            bad(f"lhp.json '{key}' is {_short(doc[key])}, not {what}")
+    crossover = doc["sparse_crossover"]
+    for product in (*MATRICES, OUTPUT):
+        if product not in crossover and product != OUTPUT:  # the decoder's is optional (dense without)
+            bad(f"lhp.json 'sparse_crossover' lacks '{product}'")
+        if not _is_fraction(crossover.get(product)):
+            bad(f"lhp.json 'sparse_crossover.{product}' is {_short(crossover[product])}, "
+                "not a sparsity in [0, 1] or null")
+    dims = doc["dimensions"]
+    for name in task_class(task).profile_dims:
+        if name not in dims:
+            bad(f"lhp.json 'dimensions' lacks '{name}', which {task} prunes")
+    for name, summary in dims.items():
+        if not isinstance(summary, dict):
+            bad(f"lhp.json 'dimensions.{name}' is {_short(summary)}, not a mapping")
+        for key in ("dims", "lhps"):
+            values = summary.get(key)
+            if not isinstance(values, list) or not all(_is_int(v) for v in values):
+                bad(f"lhp.json 'dimensions.{name}.{key}' is {_short(values)}, not a list of widths")
+    missing = [c for c in LATENCY_COLUMNS if c not in latency.columns]
+    if missing:
+        bad(f"latency.csv lacks the column(s) {', '.join(missing)}")
+    if latency.empty:
+        bad("latency.csv has no rows")
+    if not pd.api.types.is_integer_dtype(latency["size"]):
+        bad("latency.csv 'size' holds values that are not integer widths")
+    if not pd.api.types.is_numeric_dtype(latency["median_s"]) or latency["median_s"].isna().any():
+        bad("latency.csv 'median_s' holds values that are not numbers")
+    if not (pd.api.types.is_bool_dtype(latency["is_lhp"]) or set(latency["is_lhp"].unique()) <= {0, 1}):
+        bad("latency.csv 'is_lhp' holds values that are not True/False")
+    for name in task_class(task).profile_dims:
+        if not (latency["dimension"] == name).any():
+            bad(f"latency.csv has no rows for dimension '{name}', which {task} prunes")
+    if not isinstance(fp, dict):
+        bad(f"device.json holds {_kind(fp)}, not a machine fingerprint (a mapping)")
+    for key in ("device", "threads"):  # lhp.json's copy of what device.json records
+        if fp.get(key, _ABSENT) != doc[key]:
+            bad(f"lhp.json says {key} {doc[key]!r} but device.json says {fp.get(key, _ABSENT)!r}")

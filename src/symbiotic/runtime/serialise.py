@@ -88,7 +88,13 @@ def read_dense(d, key: str, name: str, shape: tuple[int, ...], dtype=None) -> Te
         raise state_error(key, f"has shape {tuple(t.shape)} ({t.layout}), expected dense {shape}")
     if not t.is_floating_point() or (dtype is not None and t.dtype != dtype):
         raise state_error(key, f"has dtype {t.dtype}, expected {dtype or 'a floating type'}")
+    _check_finite(t, key)
     return t
+
+
+def _check_finite(t: Tensor, key: str) -> None:
+    if not bool(torch.isfinite(t).all()):  # NaN weights would only show up as NaN scores
+        raise state_error(key, "holds NaN or infinite values")
 
 
 def _read_csr(d, key: str, name: str, shape: tuple[int, ...], dtype) -> Tensor:
@@ -100,6 +106,7 @@ def _read_csr(d, key: str, name: str, shape: tuple[int, ...], dtype) -> Tensor:
     values = parts["values"]
     if values.dtype != dtype or values.dim() != 1:
         raise state_error(f"{key}.values", f"is {values.dtype} of shape {tuple(values.shape)}, expected 1-d {dtype}")
+    _check_finite(values, f"{key}.values")
     for part in ("crow_indices", "col_indices"):
         t = parts[part]
         if t.dtype not in (torch.int32, torch.int64) or t.dim() != 1:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from symbiotic.config import ranged, section
+from symbiotic.data import prepared
 from symbiotic.data.an4_batches import Utterances, bucketed_batches, collate
 from symbiotic.errors import UserError
 from symbiotic.metrics.asr import cer, greedy_decode, labels_to_text, wer
@@ -90,6 +91,7 @@ class AN4Task(Exports):
 
     def __init__(self, data_dir: Path, cfg: TrainConfig):
         self.cfg = cfg
+        prepared.check(Path(data_dir), self.name, ["train.pt", "valid.pt", "test.pt"])
         self.train = Utterances.load(Path(data_dir) / "train.pt")
         if cfg.train_utterances is not None:
             self.train = self.train.head(cfg.train_utterances)
@@ -112,7 +114,7 @@ class AN4Task(Exports):
         if ckpt["kind"] not in KINDS:
             raise UserError(f"{source} holds a '{ckpt['kind']}' model, not a DeepSpeech2 model",
                             "point the stage at an AN4 checkpoint")
-        model = DeepSpeech2(DS2Config.from_dict(ckpt["config"]))
+        model = DeepSpeech2(checkpoint.build_config(DS2Config, ckpt["config"], source))
         if model.n_features != self.n_features:
             raise UserError(f"{source} takes {model.n_features} features per frame, the data has "
                             f"{self.n_features}", "rerun the flow after prepare_an4")

@@ -32,7 +32,8 @@ def source_files(folder: Path) -> list[str]:
 
 
 def prepare(folder: Path, settings: Settings, out: Path) -> dict:
-    """Packed features per split, the manifest and the labels into ``out``; returns the metrics."""
+    """Packed features per split, the manifest and the labels into ``out``; returns the metrics
+    (``out`` is the folder being built: data/prepared.py seals it with a manifest and swaps it in)."""
     tensors, manifest, result = an4.prepare(folder, *settings)
     for split, packed in tensors.items():
         io.save_tensors(packed, out / f"{split}.pt")

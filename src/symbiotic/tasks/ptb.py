@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from symbiotic import io
 from symbiotic.config import ranged, section
+from symbiotic.data import prepared
 from symbiotic.data.lm_batches import batchify, window_count, windows
 from symbiotic.errors import UserError
 from symbiotic.metrics.lm import perplexity
@@ -84,13 +86,15 @@ class PTBTask(Exports):
 
     def __init__(self, data_dir: Path, cfg: TrainConfig):
         self.cfg = cfg
-        self.vocab = len(_read(data_dir / "vocab.txt").split())
-        train = _load(data_dir / "train.pt")
-        if cfg.train_tokens is not None:
-            train = train[: cfg.train_tokens]  # a documented prefix of the text, for the CPU default
-        self.train = batchify(train, cfg.batch)
-        self.valid = batchify(_load(data_dir / "valid.pt"), cfg.eval_batch)
-        self.test = batchify(_load(data_dir / "test.pt"), cfg.eval_batch)
+        paths = {split: Path(data_dir) / f"{split}.pt" for split in ("train", "valid", "test")}
+        prepared.check(Path(data_dir), self.name, [*(p.name for p in paths.values()), "vocab.txt"])
+        self.vocab = len(_read_vocab(Path(data_dir) / "vocab.txt"))
+        tokens = {split: _load(path, self.vocab) for split, path in paths.items()}
+        if cfg.train_tokens is not None:  # a documented prefix of the text, for the CPU default
+            tokens["train"] = tokens["train"][: cfg.train_tokens]
+        self.train = _batchify(tokens["train"], cfg.batch, paths["train"], "batch")
+        self.valid, self.test = (_batchify(tokens[split], cfg.eval_batch, paths[split], "eval_batch")
+                                 for split in ("valid", "test"))
 
     # ---- models ----------------------------------------------------------------------------
     def new_model(self, spec: dict) -> HLSTMLanguageModel:
@@ -104,7 +108,7 @@ class PTBTask(Exports):
             raise UserError(f"{source} holds a '{ckpt['kind']}' model, not a language model",
                             "point the stage at a PTB checkpoint")
         cls, cfg_cls = KINDS[ckpt["kind"]]
-        model = cls(cfg_cls.from_dict(ckpt["config"]))
+        model = cls(checkpoint.build_config(cfg_cls, ckpt["config"], source))
         if model.config.vocab != self.vocab:
             raise UserError(f"{source} has a {model.config.vocab}-word vocabulary, the data {self.vocab}",
                             "rerun the flow after prepare_ptb")
@@ -192,13 +196,50 @@ def _detach(state):
     return type(state)(_detach(s) for s in state)
 
 
-def _load(path: Path) -> torch.Tensor:
-    if not path.is_file():
-        raise UserError(f"prepared data {path} not found", "run the prepare_ptb stage first (dvc repro)")
-    return torch.load(path, weights_only=True)
+_FIX = prepared.rerun("ptb")
 
 
-def _read(path: Path) -> str:
-    if not path.is_file():
-        raise UserError(f"prepared data {path} not found", "run the prepare_ptb stage first (dvc repro)")
-    return path.read_text()
+def _load(path: Path, vocab: int) -> torch.Tensor:
+    """One split's token ids, checked: a 1-D int64 tensor of 2 or more ids, each in [0, vocab)."""
+    tokens = io.read_tensors(path, "prepared PTB split", _FIX)
+    if not isinstance(tokens, torch.Tensor):
+        raise UserError(f"{path} holds a {type(tokens).__name__}, not a 1-D int64 tensor of token ids", _FIX)
+    if tokens.dim() != 1 or tokens.dtype != torch.int64:
+        raise UserError(f"{path} holds a {tokens.dim()}-D {tokens.dtype} tensor, not a 1-D int64 tensor of "
+                        f"token ids", _FIX)
+    if tokens.numel() < 2:  # a target needs an input before it
+        raise UserError(f"{path} holds {tokens.numel()} tokens: a split needs 2 or more", _FIX)
+    lo, hi = int(tokens.min()), int(tokens.max())
+    if lo < 0 or hi >= vocab:
+        raise UserError(f"{path} has token ids {lo}..{hi}, outside the {vocab}-word vocabulary of "
+                        f"vocab.txt (ids 0..{vocab - 1})", _FIX)
+    return tokens
+
+
+def _batchify(tokens: torch.Tensor, batch: int, path: Path, key: str) -> torch.Tensor:
+    """``batchify``, refusing a split too short for one window of ``batch`` streams."""
+    data = batchify(tokens, batch)
+    if data.shape[0] < 2:  # each stream needs an input and its target
+        raise UserError(f"{path}: {tokens.numel()} tokens make no batch of {batch} streams of 2 tokens "
+                        f"(train.ptb.{key} is {batch})", f"lower train.ptb.{key}, or {_FIX}")
+    return data
+
+
+def _read_vocab(path: Path) -> list[str]:
+    """vocab.txt's words, one a line, none twice: the id of a word is its line number - 1."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"prepared data {path} not found", _FIX) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is unreadable ({type(exc).__name__})", _FIX) from None
+    words, seen = text.splitlines(), {}
+    if not words:
+        raise UserError(f"{path} is empty", _FIX)
+    for line, word in enumerate(words, 1):
+        if len(word.split()) != 1 or word != word.strip():
+            raise UserError(f"line {line} of {path} is {word!r}, not one word", _FIX)
+        if word in seen:
+            raise UserError(f"{path} lists {word!r} twice (lines {seen[word]} and {line})", _FIX)
+        seen[word] = line
+    return words

@@ -21,7 +21,8 @@ def source_files(folder: Path) -> list[str]:
 
 
 def prepare(folder: Path, cfg: ptb.PTBPrepareConfig, out: Path) -> dict:
-    """Token tensors per split and the vocabulary into ``out``; returns the metrics."""
+    """Token tensors per split and the vocabulary into ``out``; returns the metrics
+    (``out`` is the folder being built: data/prepared.py seals it with a manifest and swaps it in)."""
     tokens, vocab, result = ptb.prepare(folder, cfg)
     for split, tensor in tokens.items():
         io.save_tensors(tensor, out / f"{split}.pt")

@@ -30,3 +30,8 @@ class TrainConfig:
     grad_batches: int = ranged(20, lo=1)  # batches averaged for gradient-based growth
     threads: int | None = ranged(None, lo=1)
     seed: int = ranged(1, lo=0)
+    # Training stops as diverged when the mean loss of the last `diverge_window` batches exceeds
+    # this many times the stage's starting loss (loop.LossWatch), or any loss is non-finite: a
+    # capped perplexity and finite weights would otherwise hide it. 0: only non-finite losses.
+    diverge_factor: float = ranged(10.0, lo=0.0, hi=1e6)
+    diverge_window: int = ranged(50, lo=1, hi=100000)

@@ -8,6 +8,7 @@ import time
 import torch
 from torch import nn
 
+from symbiotic.errors import UserError
 from symbiotic.progress import bar
 from symbiotic.sparsity.masks import apply_masks
 from symbiotic.training.config import TrainConfig
@@ -24,6 +25,50 @@ def _optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Opt
                            nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
 
 
+class Diverged(UserError):
+    """Training went numerically wrong: a non-finite loss or score, or a loss far above where the
+    epoch started. Raised before anything is written; the last completed epoch stays resumable."""
+
+    def __init__(self, task, epoch: int, batch: int, of: int, why: str, lr: float):
+        self.epoch, self.batch = epoch, batch
+        where = f"train.{task.name}"
+        super().__init__(f"{task.name} training diverged in epoch {epoch}, batch {batch} of {of}: {why}",
+                         f"lower {where}.lr (now {lr:g}) or {where}.clip, or raise {where}.diverge_factor "
+                         f"if the loss only spikes; the last completed epoch is kept for a rerun")
+
+
+class LossWatch:
+    """Divergence as the Trainer defines it: a non-finite batch loss, or the mean of the last
+    ``window`` batch losses above ``factor`` times the stage's starting loss (0: off).
+
+    The starting loss is the lower of the first batch's and the first window's mean: whole
+    windows, because batch losses of one sane epoch differ by more than the factor (AN4's CTC
+    loss sums over frames, and its first epoch runs shortest utterances first), and the first
+    batch too, because a rate that blows up does so within the first window.
+    """
+
+    def __init__(self, factor: float, window: int, start: float | None = None):
+        self.factor, self.window, self.start = factor, window, start
+        self.first: float | None = None
+        self.recent: list[float] = []
+
+    def problem(self, value: float) -> str | None:
+        """Why ``value`` (the next batch loss) means divergence, or None."""
+        if not math.isfinite(value):
+            return f"the loss is {value}"
+        self.first = value if self.first is None else self.first
+        self.recent = (self.recent + [value])[-self.window:]
+        if len(self.recent) < self.window:
+            return None
+        mean = sum(self.recent) / self.window
+        if self.start is None:
+            self.start = min(self.first, mean)
+        if self.factor > 0 and self.start > 0 and mean > self.factor * self.start:
+            return (f"the mean loss of the last {self.window} batches is {mean:.4g}, "
+                    f"{mean / self.start:.1f}x the stage's starting loss ({self.start:.4g})")
+        return None
+
+
 class Trainer:
     """Trains ``model`` on ``task`` epoch by epoch; its whole state fits in a checkpoint.
 
@@ -33,12 +78,16 @@ class Trainer:
 
     def __init__(self, task, model: nn.Module, cfg: TrainConfig, lr: float | None = None):
         self.task, self.model, self.cfg = task, model, cfg
+        if task.train_steps() < 1:  # e.g. a batch wider than the training text: nothing would train
+            raise UserError(f"one {task.name} training epoch has no batch (train.{task.name}.batch is "
+                            f"{cfg.batch})", f"lower train.{task.name}.batch or give more training data")
         lr = cfg.lr if lr is None else lr
         self.optimizer = _optimizer(model, cfg, lr)
         self.plateau = PlateauLR(lr, factor=cfg.lr_factor, patience=cfg.lr_patience, min_lr=cfg.min_lr,
                                  higher_is_worse=task.metric.lower_is_better)
         self.epochs_done = 0
         self.history: list[dict] = []
+        self.start_loss: float | None = None  # LossWatch's reference, kept across epochs and resumes
 
     @property
     def lr(self) -> float:
@@ -51,6 +100,10 @@ class Trainer:
         loss = self.train_epoch()
         valid = self.task.score(self.model, self.task.monitor_split)
         metric = self.task.metric
+        if not math.isfinite(valid):
+            n = self.task.train_steps()
+            raise Diverged(self.task, self.epochs_done, n, n, f"the {self.task.monitor_split} {metric.name} "
+                           f"is {valid}", self.lr)
         row = {"tag": tag, "epoch": self.epochs_done, "lr": self.lr, "train_loss": loss,
                metric.name: valid, "seconds": round(time.perf_counter() - start, 1)}
         self.plateau.step(valid if math.isfinite(valid) else metric.worst)
@@ -63,18 +116,25 @@ class Trainer:
 
     def train_epoch(self) -> float:
         """One pass over the task's training batches; the epoch's mean loss, each batch
-        weighted as the task says (NaN at the first non-finite loss: the epoch stops there)."""
-        epoch = self.epochs_done
+        weighted as the task says. Divergence (:class:`LossWatch`) stops it with :class:`Diverged`
+        before the step is taken, so the weights are the last finite ones."""
+        epoch, steps = self.epochs_done, self.task.train_steps()
         self.model.train()
         losses = self.task.train_losses(self.model, epoch)
+        watch = LossWatch(self.cfg.diverge_factor, self.cfg.diverge_window, self.start_loss)
         total, count = 0.0, 0
-        for loss, weight in bar(losses, total=self.task.train_steps(), desc=f"epoch {epoch}"):
-            self.step(loss)
+        for batch, (loss, weight) in enumerate(bar(losses, total=steps, desc=f"epoch {epoch}")):
             value = loss.item()
-            if not math.isfinite(value):
-                return math.nan
+            problem = watch.problem(value)
+            if problem:
+                raise Diverged(self.task, epoch, batch, steps, problem, self.lr)
+            self.start_loss = watch.start
+            self.step(loss)
             total, count = total + value * weight, count + weight
-        return total / max(count, 1)
+        if count == 0:
+            raise UserError(f"{self.task.name} epoch {epoch} trained no batch",
+                            f"lower train.{self.task.name}.batch or give more training data")
+        return total / count
 
     def step(self, loss: torch.Tensor) -> None:
         """One optimizer step on ``loss``: gradients clipped to ``cfg.clip`` (0: not clipped),
@@ -99,10 +159,11 @@ class Trainer:
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "plateau": self.plateau.state_dict(),
-                "epochs_done": self.epochs_done, "history": self.history}
+                "epochs_done": self.epochs_done, "history": self.history, "start_loss": self.start_loss}
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.plateau.load_state_dict(state["plateau"])
         self.epochs_done = state["epochs_done"]
         self.history = list(state["history"])
+        self.start_loss = state.get("start_loss")
