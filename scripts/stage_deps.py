@@ -3,7 +3,7 @@
     python scripts/stage_deps.py
 
 Run it after adding an import to a stage's code; the test fails until then. Per-task modules go
-to the foreach items' slots (task, model, ...); a task that has fewer repeats its task module.
+to the foreach items' slots (task, base, model, ...); a task that has fewer repeats its task module.
 Header comments of dvc.yaml are kept; the rest is rewritten by yaml.safe_dump.
 """
 import re
@@ -14,15 +14,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests/unit")]
 from test_stage_deps import closure
 
-SLOTS = [("task", r"tasks/"), ("model", r"models/"), ("batches", r"data/\w+_batches\.py"), ("metric", r"metrics/"),
+SLOTS = [("task", r"tasks/"), ("base", r"tasks/"), ("model", r"models/"), ("batches", r"data/\w+_batches\.py"), ("metric", r"metrics/"),
          ("export", r"runtime/"), ("reader", r"data/an4\.py"), ("features", r"data/features\.py"),
          ("sphere", r"data/sphere\.py")]
 
 def rel(p): return str(p.relative_to(ROOT))
 
-def slot_of(path):
+def slot_of(path, task):
+    # The task's own module is "task"; a task module it builds on (ptb_char on ptb) is "base".
+    if path.endswith(f"tasks/{task}.py"): return "task"
     for name, pat in SLOTS:
-        if re.search(pat, path): return name
+        if name != "task" and re.search(pat, path): return name
     raise SystemExit(f"no slot for {path}")
 
 text = (ROOT / "dvc.yaml").read_text()
@@ -39,11 +41,15 @@ for name, stage in doc["stages"].items():
         continue
     per = {t: {rel(p) for p in closure(ROOT / script, t)} - {script} for t in stage["foreach"]}
     common = set.intersection(*per.values())
+    if isinstance(stage["foreach"], list):  # a generic stage (report): no per-task modules, no slots
+        assert all(per[t] == common for t in per), (name, per)
+        body["deps"] = [script] + other + sorted(common)
+        continue
     for t, item in stage["foreach"].items():
         spec = sorted(per[t] - common)
         slots = {}
         for p in spec:
-            s = slot_of(p)
+            s = slot_of(p, t)
             assert s not in slots, (name, t, s, p, slots)
             slots[s] = p
         fill = slots["task"]

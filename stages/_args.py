@@ -7,7 +7,7 @@ from symbiotic.cli import parser
 
 def training_parser(doc: str):
     p = parser(doc)
-    p.add_argument("task", help="ptb or an4")
+    p.add_argument("task", help="a task of symbiotic.tasks.TASKS (ptb, an4, ptb_char)")
     p.add_argument("--data", type=Path, required=True, help="prepared data folder of the task")
     p.add_argument("--model", type=Path, required=True, help="checkpoint to write")
     p.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")

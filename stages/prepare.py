@@ -9,7 +9,7 @@ from symbiotic.data.prepare import prepare_task
 
 def main(argv=None):
     p = parser(__doc__)
-    p.add_argument("task", help="ptb or an4")
+    p.add_argument("task", help="a task of symbiotic.tasks.TASKS (ptb, an4, ptb_char)")
     p.add_argument("--out", type=Path, required=True, help="folder for the prepared tensors")
     p.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     p.add_argument("--sums", type=Path, required=True, help="SHA256 sums of the source files")

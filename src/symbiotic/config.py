@@ -44,7 +44,7 @@ SECTIONS: dict[str, tuple[str, ...] | None] = {
     "grow_lhp": (),
     "prune_weights": (),
     "evaluate": (),
-    "profile": ("measure", "accept_foreign"),
+    "profile": ("measure", "accept_foreign", "imported"),
 }
 
 

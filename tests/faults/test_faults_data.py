@@ -57,7 +57,7 @@ def _duplicate_word(folder):
 
 # (what is damaged, re-sealed with a fresh manifest: the loader's own check is what refuses)
 PTB_FAULTS = {
-    "truncated tensor": (_truncate("train.pt"), True, ("prepared PTB split data/train.pt is unreadable",)),
+    "truncated tensor": (_truncate("train.pt"), True, ("prepared split data/train.pt is unreadable",)),
     "float tensor": (_save("train.pt", torch.rand(500)), True, ("train.pt holds a 1-D torch.float32 tensor",)),
     "2-D tensor": (_save("train.pt", torch.zeros(50, 10, dtype=torch.int64)), True,
                    ("train.pt holds a 2-D torch.int64 tensor", "not a 1-D int64")),

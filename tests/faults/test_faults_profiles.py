@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from faults.harness import assert_refused, assert_unchanged, fingerprint, run_stage, training_args
-from helpers import ROOT, tiny_prepared_ptb
+from helpers import ROOT, tiny_params_file, tiny_prepared_ptb
 
 # The tiny PTB flow of tests/helpers.py TINY_PARAMS, shortened: its threshold is a set value (so no
 # baseline is trained; a baseline metrics file stands in), one epoch of step (a), one pruning iteration
@@ -133,3 +135,58 @@ def test_accept_foreign_uses_a_cuda_profile_with_a_warning(flow):
         assert "profile.accept_foreign" in warnings[0]
         metrics = json.loads((flow / f"metrics/{stage}.json").read_text())
         assert metrics["profile_mismatch"] == "device: cuda != cpu"
+
+
+# ---- a profile measured on the deployment target (profile.imported) -------------------------
+def _target_profile(flow, **fields):
+    """`python -m symbiotic.profile_target ptb` run in an empty folder (no data, no DVC), its
+    device.json then made another machine's with ``fields`` (as if measured there)."""
+    where = flow / "target_machine"
+    where.mkdir()
+    params = tiny_params_file(where, EXTRA)
+    proc = subprocess.run([sys.executable, "-m", "symbiotic.profile_target", "ptb", "--out", "target-profile",
+                           "--params", str(params)], capture_output=True, text=True, cwd=where, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    folder = where / "target-profile" / "ptb"
+    for name, change in (("device.json", lambda fp: {**fp, **fields}),
+                         ("lhp.json", lambda doc: {**doc, **{k: v for k, v in fields.items() if k == "device"}})):
+        (folder / name).write_text(json.dumps(change(json.loads((folder / name).read_text()))))
+    return where / "target-profile"
+
+
+def _import(flow, source, **profile):
+    extra = {"profile": {"imported": str(source), **profile}}
+    return run_stage(flow, "measure_profile", "ptb", "--out", "profile", "--metrics", "metrics/profile.json",
+                     extra={**EXTRA, **extra}), extra
+
+
+def test_a_target_profile_is_imported_and_used_with_its_machine_named(flow):
+    source = _target_profile(flow, cpu_model="Acme deploy CPU")
+    proc, extra = _import(flow, source)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("lhp.json", "device.json", "latency.csv", "sparse.csv", "lhe.png"):
+        assert (flow / "profile" / name).read_bytes() == (source / "ptb" / name).read_bytes(), name
+    metrics = json.loads((flow / "metrics/profile.json").read_text())
+    assert metrics["imported_from"] == str(source) and "|" in metrics["measured_on"]
+    step = _step(flow, "grow_lhp", *INPUTS["grow_lhp"], extra=extra)
+    assert step.returncode == 0, step.stderr
+    assert json.loads((flow / "metrics/grow_lhp.json").read_text())["profile_mismatch"].startswith(
+        "cpu_model: Acme deploy CPU != ")  # the target's CPU, not this one's, decided step (c)
+
+
+def test_a_target_profile_of_another_device_kind_is_refused_unless_accepted(flow):
+    source = _target_profile(flow, **GPU)
+    before = fingerprint(flow)
+    proc, _ = _import(flow, source)
+    assert_refused(proc, "was measured on device 'cuda'", "params.yaml names device 'cpu'",
+                   "python -m symbiotic.profile_target ptb --device cpu", "profile.accept_foreign: true")
+    assert_unchanged(before, flow)
+    proc, _ = _import(flow, source, accept_foreign=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_an_imported_folder_without_the_task_is_refused(flow):
+    before = fingerprint(flow)
+    proc, _ = _import(flow, flow / "no_such_folder")
+    assert_refused(proc, "holds no ptb profile", "python -m symbiotic.profile_target ptb")
+    assert_unchanged(before, flow)

@@ -173,11 +173,12 @@ def build_every_section(params: dict) -> dict[str, object]:
     from symbiotic.flow.stage import ThresholdConfig
     from symbiotic.hardware.measure import resolve_device
     from symbiotic.hardware.profile import ProfileConfig, TaskShape
-    from symbiotic.hardware.report import accept_foreign
+    from symbiotic.hardware.report import profile_use
 
+    use = profile_use(params)
     built = {"device": resolve_device(params["device"]), "prepare.source": source_param(params),
              "profile.measure": build(ProfileConfig, section(params, "profile.measure"), "profile.measure"),
-             "profile.accept_foreign": accept_foreign(params)}
+             "profile.accept_foreign": use.accept_foreign, "profile.imported": use.imported}
     for task in TASKS:
         module = task_module(task)
         classes = {"model": module.ModelSpec, "train": module.TrainConfig, "baseline": module.BaselineSpec,

@@ -179,15 +179,20 @@ def test_a_missing_folder_says_to_run_the_profile_stage(folder):
 
 
 # ---- the param ------------------------------------------------------------------------------
-@pytest.mark.parametrize("profile, expected", [({"accept_foreign": False}, False), ({"accept_foreign": True}, True)])
+@pytest.mark.parametrize("profile, expected", [
+    ({"accept_foreign": False, "imported": None}, False), ({"accept_foreign": True, "imported": None}, True),
+    ({"accept_foreign": False, "imported": "target-profile"}, True),  # measured elsewhere on purpose
+])
 def test_accept_foreign_is_read_from_the_profile_section(profile, expected):
     assert accept_foreign({"profile": profile}) is expected
 
 
 @pytest.mark.parametrize("profile, words", [
     ({}, "params.yaml lacks 'profile.accept_foreign'"),
-    ({"accept_foreign": "yes"}, "'profile.accept_foreign' is 'yes' (str) — give a bool"),
-    ({"accept_foreign": 1}, "'profile.accept_foreign' is 1 (int)"),
+    ({"accept_foreign": "yes", "imported": None}, "'profile.accept_foreign' is 'yes' (str) — give a bool"),
+    ({"accept_foreign": 1, "imported": None}, "'profile.accept_foreign' is 1 (int)"),
+    ({"accept_foreign": False}, "params.yaml lacks 'profile.imported'"),
+    ({"accept_foreign": False, "imported": 3}, "'profile.imported' is 3 (int)"),
     (None, "'profile' must be a mapping"),
 ])
 def test_accept_foreign_must_be_a_bool(profile, words):

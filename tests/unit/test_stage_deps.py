@@ -85,8 +85,8 @@ def _companions(path: Path) -> set[Path]:
 
 def _expand(value, key: str, item: dict):
     if isinstance(value, str):
-        value = value.replace("${key}", key)
-        return re.sub(r"\$\{item\.(\w+)\}", lambda m: str(item[m.group(1)]), value)
+        value = value.replace("${key}", key).replace("${item}", key)
+        return re.sub(r"\$\{item\.(\w+)\}", lambda m: str(item.get(m.group(1), m.group(0))), value)
     if isinstance(value, list):
         return [_expand(v, key, item) for v in value]
     if isinstance(value, dict):
@@ -99,7 +99,8 @@ def _stages() -> list[tuple[str, str | None, dict]]:
     out = []
     for name, stage in doc["stages"].items():
         if "foreach" in stage:
-            for key, item in stage["foreach"].items():
+            items = stage["foreach"]  # a list (a generic stage: ${item} is the task) or per-task slots
+            for key, item in (items.items() if isinstance(items, dict) else ((t, {}) for t in items)):
                 out.append((f"{name}@{key}", key, _expand(stage["do"], key, item)))
         else:
             out.append((name, name.split("_", 1)[1] if "_" in name else None, stage))

@@ -33,7 +33,9 @@ def prepare_task(task: str, params: dict, out: Path, metrics: Path, sums: Path,
     values = section(params, where)
     source = source_param(params)  # validate params before any slow work
     cfg = preparation.config(values, where)
-    folder = fetch.locate(task, source, downloads)
+    # The dataset a task reads: its own name, unless its preparation names another (a
+    # character-level PTB task reads the ptb/ files).
+    folder = fetch.locate(getattr(preparation, "DATASET", task), source, downloads)
     fetch.verify(folder, fetch.read_sums(sums), preparation.source_files(folder))
     result = prepared.build(out, task, lambda aside: preparation.prepare(folder, cfg, aside))
     io.save_json(result, metrics)

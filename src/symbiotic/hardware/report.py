@@ -106,15 +106,23 @@ _ABSENT = "(absent)"
 
 @dataclass(frozen=True)
 class ProfileUse:
-    """How the stages that read a profile use it (``profile.accept_foreign``)."""
+    """How the stages that read a profile use it (``profile.accept_foreign``, ``profile.imported``)."""
 
     accept_foreign: bool = ranged(False)  # use another machine's profile (with a warning) instead of refusing
+    imported: str | None = None  # a folder measured on the deployment target (python -m symbiotic.profile_target)
+
+
+def profile_use(params: dict) -> ProfileUse:
+    """``profile.accept_foreign`` and ``profile.imported`` of ``params``, checked (UserError)."""
+    values = section(params, "profile")
+    return build(ProfileUse, {k: values[k] for k in ("accept_foreign", "imported") if k in values}, "profile")
 
 
 def accept_foreign(params: dict) -> bool:
-    """``profile.accept_foreign`` of ``params``: a bool; absent or anything else is a UserError."""
-    values = section(params, "profile")
-    return build(ProfileUse, {k: values[k] for k in ("accept_foreign",) if k in values}, "profile").accept_foreign
+    """Whether a profile whose fingerprint is not this machine's may be used: asked for with
+    ``profile.accept_foreign``, or implied by ``profile.imported`` (measured elsewhere on purpose)."""
+    use = profile_use(params)
+    return use.accept_foreign or use.imported is not None
 
 
 @dataclass(frozen=True)
@@ -154,8 +162,55 @@ def load_profile(folder: Path, *, task: str, device, threads: int, accept_foreig
                         f"there, {ours!r} here", f"{redo}, or set profile.accept_foreign: true to use it knowingly")
     note = " ".join(f"{field}: {theirs} != {ours}".split())  # one line, for stderr and the metrics
     print(f"warning: the profile in {folder} was measured on another machine ({note}); used because "
-          f"profile.accept_foreign is true, so its latencies may not hold here", file=sys.stderr)
+          f"profile.accept_foreign is true or profile.imported names it, so its latencies may not hold "
+          f"here", file=sys.stderr)
     return Profile(doc, latency, fp, note)
+
+
+# What an imported profile folder holds (written by write_profile); latency_raw.csv is optional.
+PROFILE_FILES = ("lhp.json", "device.json", "latency.csv", "sparse.csv", "lhe.png")
+
+
+def import_profile(source: Path, out: Path, *, task: str, device_name: str, accept_foreign: bool) -> dict:
+    """The profile of ``task`` measured on the deployment target into ``source`` (its ``<task>/``
+    subfolder, as ``python -m symbiotic.profile_target`` writes it, or the folder itself),
+    checked and copied into ``out``. It must have been measured on the device kind the params
+    name, unless ``accept_foreign``. Returns its lhp.json document."""
+    import shutil
+
+    source = Path(source)
+    folder = source / task if (source / task).is_dir() else source
+    if not (folder / "lhp.json").is_file():
+        raise UserError(f"profile.imported is {source}, which holds no {task} profile (no lhp.json in {folder})",
+                        f"on the target run `python -m symbiotic.profile_target {task} --out {source.name}` "
+                        "and bring that folder here, or set profile.imported: null to profile this machine")
+    doc = _read_json(folder, "lhp.json", task)
+    _check_task(folder, doc, task)
+    fp = _read_json(folder, "device.json", task)
+    check_structure(folder, doc, _read_latency(folder, task), fp, task)
+    if fp.get("device") != device_name and not accept_foreign:
+        raise UserError(f"the profile in {folder} was measured on device {fp.get('device')!r} "
+                        f"({doc.get('fingerprint')}), but params.yaml names device {device_name!r}",
+                        f"re-profile on the target with `python -m symbiotic.profile_target {task} "
+                        f"--device {device_name} --out {source.name}`, or set profile.accept_foreign: true "
+                        "to use it knowingly")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (*PROFILE_FILES, "latency_raw.csv"):
+        if (folder / name).is_file():
+            tmp = out / f".{name}.tmp"  # copied aside and renamed: an interrupted copy leaves no half file
+            shutil.copyfile(folder / name, tmp)
+            tmp.replace(out / name)
+        elif name != "latency_raw.csv":
+            raise _broken(folder, f"{name} is missing", task)
+    return doc
+
+
+def measured_on(folder: Path, task: str) -> str:
+    """The fingerprint key of the machine that measured the profile in ``folder`` (lhp.json)."""
+    doc = _read_json(Path(folder), "lhp.json", task)
+    _check_task(Path(folder), doc, task)
+    return str(doc.get("fingerprint"))
 
 
 def first_difference(profile_fp: dict, here: dict) -> tuple[str, object, object] | None:

@@ -23,8 +23,10 @@ from types import ModuleType
 from symbiotic.errors import UserError
 
 # name -> (task module, its Task class, its preparation module)
+# (ptb_char: the example of a user's own task, README "Your own task").
 TASKS = {"ptb": ("symbiotic.tasks.ptb", "PTBTask", "symbiotic.tasks.ptb_prepare"),
-         "an4": ("symbiotic.tasks.an4", "AN4Task", "symbiotic.tasks.an4_prepare")}
+         "an4": ("symbiotic.tasks.an4", "AN4Task", "symbiotic.tasks.an4_prepare"),
+         "ptb_char": ("symbiotic.tasks.ptb_char", "CharPTBTask", "symbiotic.tasks.ptb_char_prepare")}
 
 
 def _entry(name: str) -> tuple[str, str, str]:

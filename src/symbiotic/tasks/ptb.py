@@ -57,11 +57,12 @@ class BaselineSpec:
     epochs: int = ranged(6, lo=1, hi=10000)
 
 
-def latency_target(params: dict) -> LatencyTarget:
+def latency_target(params: dict, task: str = "ptb") -> LatencyTarget:
     """The profile's model: the exported H-LSTM LM with every layer at the swept widths,
-    on random tokens of the real vocabulary's size."""
-    spec = section(params, "model.ptb")
-    layers, vocab = len(spec["hidden"]), int(section(params, "prepare.ptb")["vocab_size"])
+    on random tokens of the real vocabulary's size (``prepare.<task>.vocab_size``); any LM task
+    (``task``) reuses it."""
+    spec = section(params, f"model.{task}")
+    layers, vocab = len(spec["hidden"]), int(section(params, f"prepare.{task}")["vocab_size"])
 
     def model(dims: dict[str, int]) -> HLSTMLanguageModel:
         return HLSTMLanguageModel(LMConfig(vocab=vocab, embed=dims["input"], hidden=(dims["hidden"],) * layers,
@@ -88,13 +89,14 @@ class PTBTask(Exports):
         self.cfg = cfg
         paths = {split: Path(data_dir) / f"{split}.pt" for split in ("train", "valid", "test")}
         prepared.check(Path(data_dir), self.name, [*(p.name for p in paths.values()), "vocab.txt"])
-        self.vocab = len(_read_vocab(Path(data_dir) / "vocab.txt"))
-        tokens = {split: _load(path, self.vocab) for split, path in paths.items()}
+        fix = prepared.rerun(self.name)
+        self.vocab = len(_read_vocab(Path(data_dir) / "vocab.txt", fix))
+        tokens = {split: _load(path, self.vocab, fix) for split, path in paths.items()}
         if cfg.train_tokens is not None:  # a documented prefix of the text, for the CPU default
             tokens["train"] = tokens["train"][: cfg.train_tokens]
-        self.train = _batchify(tokens["train"], cfg.batch, paths["train"], "batch")
-        self.valid, self.test = (_batchify(tokens[split], cfg.eval_batch, paths[split], "eval_batch")
-                                 for split in ("valid", "test"))
+        self.train = _batchify(tokens["train"], cfg.batch, paths["train"], f"train.{self.name}.batch", fix)
+        self.valid, self.test = (_batchify(tokens[split], cfg.eval_batch, paths[split],
+                                           f"train.{self.name}.eval_batch", fix) for split in ("valid", "test"))
 
     # ---- models ----------------------------------------------------------------------------
     def new_model(self, spec: dict) -> HLSTMLanguageModel:
@@ -111,7 +113,7 @@ class PTBTask(Exports):
         model = cls(checkpoint.build_config(cfg_cls, ckpt["config"], source))
         if model.config.vocab != self.vocab:
             raise UserError(f"{source} has a {model.config.vocab}-word vocabulary, the data {self.vocab}",
-                            "rerun the flow after prepare_ptb")
+                            f"rerun the flow after prepare_{self.name}")
         return checkpoint.load_state(model, ckpt["state_dict"], source)
 
     @staticmethod
@@ -131,9 +133,15 @@ class PTBTask(Exports):
             logits, state = model(x, state)
             yield _cross_entropy(logits, y), y.numel()
 
+    @staticmethod
+    def from_nll(total_nll: float, count: int) -> float:
+        """The score from the summed negative log-likelihood of ``count`` tokens: perplexity
+        (another LM task scores the same sums its own way, e.g. bits per character)."""
+        return perplexity(total_nll, count)
+
     @torch.no_grad()
     def score(self, model: nn.Module, split: str) -> float:
-        """Perplexity on ``valid`` or ``test`` (eval mode, state carried across windows)."""
+        """The score (:meth:`from_nll`) on ``valid`` or ``test`` (eval mode, state carried across windows)."""
         data = {"valid": self.valid, "test": self.test}[split]
         model.eval()
         state, total, count = None, 0.0, 0
@@ -141,10 +149,10 @@ class PTBTask(Exports):
             logits, state = model(x, state)
             total += _cross_entropy(logits, y, reduction="sum").item()
             count += y.numel()
-        return perplexity(total, count)
+        return self.from_nll(total, count)
 
     def scores(self, model: nn.Module) -> dict[str, float]:
-        return {"valid_perplexity": self.score(model, "valid"), "test_perplexity": self.score(model, "test")}
+        return {f"{split}_{self.metric.name}": self.score(model, split) for split in ("valid", "test")}
 
     def gradient_losses(self, model: nn.Module, batches: int, seed: int = 0) -> Iterator[torch.Tensor]:
         """Losses of ``batches`` training windows drawn with an explicit generator (eval mode)."""
@@ -196,50 +204,48 @@ def _detach(state):
     return type(state)(_detach(s) for s in state)
 
 
-_FIX = prepared.rerun("ptb")
-
-
-def _load(path: Path, vocab: int) -> torch.Tensor:
-    """One split's token ids, checked: a 1-D int64 tensor of 2 or more ids, each in [0, vocab)."""
-    tokens = io.read_tensors(path, "prepared PTB split", _FIX)
+def _load(path: Path, vocab: int, fix: str) -> torch.Tensor:
+    """One split's token ids, checked: a 1-D int64 tensor of 2 or more ids, each in [0, vocab);
+    ``fix`` (rerun the task's prepare stage) ends every error."""
+    tokens = io.read_tensors(path, "prepared split", fix)
     if not isinstance(tokens, torch.Tensor):
-        raise UserError(f"{path} holds a {type(tokens).__name__}, not a 1-D int64 tensor of token ids", _FIX)
+        raise UserError(f"{path} holds a {type(tokens).__name__}, not a 1-D int64 tensor of token ids", fix)
     if tokens.dim() != 1 or tokens.dtype != torch.int64:
         raise UserError(f"{path} holds a {tokens.dim()}-D {tokens.dtype} tensor, not a 1-D int64 tensor of "
-                        f"token ids", _FIX)
+                        f"token ids", fix)
     if tokens.numel() < 2:  # a target needs an input before it
-        raise UserError(f"{path} holds {tokens.numel()} tokens: a split needs 2 or more", _FIX)
+        raise UserError(f"{path} holds {tokens.numel()} tokens: a split needs 2 or more", fix)
     lo, hi = int(tokens.min()), int(tokens.max())
     if lo < 0 or hi >= vocab:
         raise UserError(f"{path} has token ids {lo}..{hi}, outside the {vocab}-word vocabulary of "
-                        f"vocab.txt (ids 0..{vocab - 1})", _FIX)
+                        f"vocab.txt (ids 0..{vocab - 1})", fix)
     return tokens
 
 
-def _batchify(tokens: torch.Tensor, batch: int, path: Path, key: str) -> torch.Tensor:
+def _batchify(tokens: torch.Tensor, batch: int, path: Path, key: str, fix: str) -> torch.Tensor:
     """``batchify``, refusing a split too short for one window of ``batch`` streams."""
     data = batchify(tokens, batch)
     if data.shape[0] < 2:  # each stream needs an input and its target
         raise UserError(f"{path}: {tokens.numel()} tokens make no batch of {batch} streams of 2 tokens "
-                        f"(train.ptb.{key} is {batch})", f"lower train.ptb.{key}, or {_FIX}")
+                        f"({key} is {batch})", f"lower {key}, or {fix}")
     return data
 
 
-def _read_vocab(path: Path) -> list[str]:
+def _read_vocab(path: Path, fix: str) -> list[str]:
     """vocab.txt's words, one a line, none twice: the id of a word is its line number - 1."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UserError(f"prepared data {path} not found", _FIX) from None
+        raise UserError(f"prepared data {path} not found", fix) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path} is unreadable ({type(exc).__name__})", _FIX) from None
+        raise UserError(f"{path} is unreadable ({type(exc).__name__})", fix) from None
     words, seen = text.splitlines(), {}
     if not words:
-        raise UserError(f"{path} is empty", _FIX)
+        raise UserError(f"{path} is empty", fix)
     for line, word in enumerate(words, 1):
         if len(word.split()) != 1 or word != word.strip():
-            raise UserError(f"line {line} of {path} is {word!r}, not one word", _FIX)
+            raise UserError(f"line {line} of {path} is {word!r}, not one word", fix)
         if word in seen:
-            raise UserError(f"{path} lists {word!r} twice (lines {seen[word]} and {line})", _FIX)
+            raise UserError(f"{path} lists {word!r} twice (lines {seen[word]} and {line})", fix)
         seen[word] = line
     return words

@@ -10,7 +10,7 @@ from torch import nn
 
 from symbiotic.errors import UserError
 from symbiotic.progress import bar
-from symbiotic.sparsity.masks import apply_masks
+from symbiotic.sparsity.masks import apply_masks, recurrent_density, recurrent_masks
 from symbiotic.training.config import TrainConfig
 from symbiotic.training.schedule import PlateauLR
 from symbiotic.training.snapshot import restore, snapshot
@@ -105,7 +105,7 @@ class Trainer:
             raise Diverged(self.task, self.epochs_done, n, n, f"the {self.task.monitor_split} {metric.name} "
                            f"is {valid}", self.lr)
         row = {"tag": tag, "epoch": self.epochs_done, "lr": self.lr, "train_loss": loss,
-               metric.name: valid, "seconds": round(time.perf_counter() - start, 1)}
+               metric.name: valid, **self.shape(), "seconds": round(time.perf_counter() - start, 1)}
         self.plateau.step(valid if math.isfinite(valid) else metric.worst)
         if self.cfg.lr_decay != 1.0:
             self.plateau.lr = max(self.plateau.lr * self.cfg.lr_decay, self.cfg.min_lr)
@@ -113,6 +113,15 @@ class Trainer:
         self.epochs_done += 1
         self.history.append(row)
         return row
+
+    def shape(self) -> dict:
+        """What the curves show beside the score: the model's widths and, for the H-LSTM, the
+        share of recurrent weights kept (the pruning steps change both between epochs)."""
+        cfg = self.model.config.to_dict() if hasattr(self.model, "config") else {}
+        out = {f"width_{k}": cfg[k] for k in getattr(self.task, "dims", ()) if k in cfg}
+        if recurrent_masks(self.model):
+            out["density"] = recurrent_density(self.model)
+        return out
 
     def train_epoch(self) -> float:
         """One pass over the task's training batches; the epoch's mean loss, each batch
