@@ -1,23 +1,30 @@
-"""The whole flow of both tasks in a throwaway copy on tiny params; then retargeting stales only
-the device stages of both."""
+"""The whole flow of every task in a throwaway copy on tiny params, its reports checked in a real
+headless browser; then retargeting stales only the device stages."""
 
 import json
 
 import pandas as pd
 
-TASKS = ("ptb", "an4")
+from browser import CHROMIUM
+from report_check import check_report
+
+TASKS = ("ptb", "an4", "ptb_char")
+METRICS = {"ptb": "perplexity", "an4": "wer", "ptb_char": "bpc"}
 DEVICE_STAGES = {f"{stage}@{task}" for stage in ("profile", "grow_lhp", "prune_weights", "evaluate")
                  for task in TASKS}
 STEPS = ["baseline", "grow", "prune_rows", "grow_lhp", "final"]
 
 
-def test_flow_then_retarget(repo):
+def test_flow_then_retarget(repo, tmp_path):
+    assert CHROMIUM, "the report test needs Debian's chromium: scripts/setup installs it (apt-get install chromium)"
     repo.dvc("repro")
     assert repo.stale() == set()
     ptb = json.loads((repo.path / "metrics/ptb/prepare.json").read_text())
     an4 = json.loads((repo.path / "metrics/an4/prepare.json").read_text())
+    chars = json.loads((repo.path / "metrics/ptb_char/prepare.json").read_text())
     assert ptb["train_tokens"] == 929589 and an4["train_utterances"] + an4["valid_utterances"] == 948
-    for task, metric in (("ptb", "perplexity"), ("an4", "wer")):
+    assert chars["train_chars"] == 4837402 and chars["vocab_size"] == 49
+    for task, metric in METRICS.items():
         table = pd.read_csv(repo.path / f"metrics/{task}/steps.csv")
         assert list(table["model"]) == STEPS
         assert (table["latency_recurrent_ms"] > 0).all() and (table[metric] >= 0).all()
@@ -26,6 +33,10 @@ def test_flow_then_retarget(repo):
         assert f"{metric}_no_worse" in summary
         decision = json.loads((repo.path / f"metrics/{task}/grow_lhp.json").read_text())
         assert decision["decision.mode"] in ("dense", "sparse") and decision["decision.reason"]
+        assert summary["profile_fingerprint"] == summary["fingerprint"]  # profiled here
+        history = pd.read_csv(repo.path / f"plots/{task}/grow_history.csv")
+        assert {"lr", "train_loss", metric, "density"} <= set(history.columns)
+        assert check_report(repo.path, task, tmp_path) > 30
     speech = pd.read_csv(repo.path / "metrics/an4/steps.csv")
     assert (speech["cer"] >= 0).all() and speech.loc[0, "format"] == "nn.LSTM"
     again = repo.dvc("repro")

@@ -204,3 +204,14 @@ def test_params_yaml_keeps_foreign_profiles_refused():
     from symbiotic.config import load_params
 
     assert accept_foreign(load_params(ROOT / "params.yaml")) is False
+
+
+def test_the_target_command_refuses_an_unknown_task_before_measuring(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "symbiotic.profile_target", "ptb", "tpu_task", "--out",
+                           str(tmp_path / "out"), "--params", str(ROOT / "params.yaml")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown task 'tpu_task'"), proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -24,15 +24,18 @@ STEPS = (("baseline", "baseline", "baseline"), ("(a) weight growth", "grow", "gr
          ("(d) weight pruning", "final", "prune_weights"))
 MASK_OF = "mask_u_h"  # the gate matrix drawn after each step: the recurrent (h -> gate hidden) one
 
-# The page's style and its one script: the script marks the body once every image has decoded
-# (data-images="loaded N/M"), which a headless browser's DOM dump shows.
+# The page's style and its one script: once the page has loaded, the script marks the body with
+# how many images decoded and how many tables were laid out with a height (data-images="loaded
+# N/M", data-tables="rendered N/M"), which a headless browser's DOM dump shows.
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1300px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #bbb;padding:3px 7px;font-size:13px}
 th{background:#eee}td.n{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%;border:1px solid #ddd}
 .note{color:#555;font-size:13px}"""
 SCRIPT = """window.addEventListener('load',function(){var im=document.images,ok=0;
 for(var i=0;i<im.length;i++){if(im[i].complete&&im[i].naturalWidth>0)ok++;}
-document.body.setAttribute('data-images','loaded '+ok+'/'+im.length);});"""
+document.body.setAttribute('data-images','loaded '+ok+'/'+im.length);
+var tb=document.getElementsByTagName('table'),shown=0;for(var j=0;j<tb.length;j++){if(tb[j].offsetHeight>0)shown++;}
+document.body.setAttribute('data-tables','rendered '+shown+'/'+tb.length);});"""
 
 
 @dataclass(frozen=True)
