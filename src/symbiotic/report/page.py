@@ -17,6 +17,7 @@ import pandas as pd
 
 from symbiotic.errors import UserError
 from symbiotic.report import figures
+from symbiotic.report.headline import metric_of
 
 # The steps in flow order, with their checkpoint and history names (final.pt is step (d)'s).
 STEPS = (("baseline", "baseline", "baseline"), ("(a) weight growth", "grow", "grow"),
@@ -127,15 +128,6 @@ def profile_section(inp: Inputs) -> str:
             + table(lhps, "lhp.json", "Latency hysteresis points per dimension")
             + table(cross, "lhp.json", "Dense/CSR crossovers: the sparsity from which CSR beats dense")
             + key_table(device, "device.json", f"Machine that measured the profile: {doc.get('fingerprint')}"))
-
-
-def metric_of(summary: dict) -> str:
-    """The task's score, named by evaluate's ``<metric>_no_worse`` key (the page never asks which
-    task it draws)."""
-    names = [k[: -len("_no_worse")] for k in summary if k.endswith("_no_worse")]
-    if len(names) != 1:
-        raise UserError("summary.json has no single <metric>_no_worse key", "rerun the evaluate stage (dvc repro)")
-    return names[0]
 
 
 def curves_section(inp: Inputs, metric: str) -> str:
