@@ -38,7 +38,7 @@ def _prune_weights(cwd, source: str = "models/grow.pt", extra: dict | None = Non
 def _evaluate(cwd):
     return run_stage(cwd, "evaluate", "ptb", "--data", "data", "--models", "models",
                      "--export", "models/final_export.pt", "--table", "steps.csv", "--summary", "summary.json",
-                     "--plot", "tradeoff.png", extra=EXTRA)
+                     "--plot", "tradeoff.png", "--profile", "profile", extra=EXTRA)
 
 
 @pytest.fixture(scope="module")

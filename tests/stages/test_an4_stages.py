@@ -77,7 +77,7 @@ def test_the_whole_flow_on_tiny_data(flow):
     assert pruned["threshold"] == 1.0e9 and pruned["recurrent_density"] < 1.0
     proc = stage(flow, "evaluate", "an4", "--data", "data", "--models", "models",
                  "--export", "models/final_export.pt", "--table", "steps.csv", "--summary", "summary.json",
-                 "--plot", "tradeoff.png")
+                 "--plot", "tradeoff.png", "--profile", "profile")
     assert proc.returncode == 0, proc.stderr
     table = pd.read_csv(flow / "steps.csv")
     assert list(table["model"]) == ["baseline", "grow", "prune_rows", "grow_lhp", "final"]
