@@ -1,13 +1,12 @@
 """report: one self-contained HTML page per task from the flow's outputs (reports/<task>.html),
 and the task's headline metrics for `dvc exp show` (metrics/<task>/headline.json)."""
 
-import json
 from pathlib import Path
 
 from symbiotic import io
 from symbiotic.cli import parser, run
 from symbiotic.report.headline import headline
-from symbiotic.report.page import Inputs, page
+from symbiotic.report.page import Inputs, page, read_json
 
 
 def main(argv=None):
@@ -21,7 +20,7 @@ def main(argv=None):
     p.add_argument("--headline", type=Path, required=True, help="headline metrics JSON to write")
     args = p.parse_args(argv)
     text = page(Inputs(args.task, args.metrics, args.profile, args.plots, args.models))
-    io.save_json(headline(args.task, json.loads((args.metrics / "summary.json").read_text())), args.headline)
+    io.save_json(headline(args.task, read_json(args.metrics / "summary.json")), args.headline)
     io.save_text(text, args.out)
     print(f"report {args.task}: {args.out} ({len(text) // 1024} KiB)")
 

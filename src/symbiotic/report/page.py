@@ -96,7 +96,8 @@ def _need(path: Path) -> Path:
     return path
 
 
-def _json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON input of the report, checked: missing or malformed is a one-line UserError."""
     try:
         return json.loads(_need(path).read_text())
     except json.JSONDecodeError as exc:
@@ -110,7 +111,7 @@ def _csv(path: Path) -> pd.DataFrame:
 def profile_section(inp: Inputs) -> str:
     """The target's latency profile: the LHE plot, the LHPs per dimension, the dense/CSR
     crossovers and the fingerprint of the machine that measured it."""
-    doc = _json(inp.profile / "lhp.json")
+    doc = read_json(inp.profile / "lhp.json")
     dims = {}
     for name, s in doc["dimensions"].items():
         dominated = sorted(set(s["dims"]) - set(s["lhps"]))
@@ -119,7 +120,7 @@ def profile_section(inp: Inputs) -> str:
     lhps = pd.DataFrame(dims).T.reset_index(names="dimension")
     cross = pd.DataFrame([{"product": k, "CSR faster from sparsity": "never" if v is None else v}
                           for k, v in doc["sparse_crossover"].items()], dtype=object)
-    device = _json(inp.profile / "device.json")
+    device = read_json(inp.profile / "device.json")
     return ("<h2>Latency profile of the target device</h2>"
             f"<p class=note>Measured with the {html.escape(str(doc.get('runtime')))} runtime at batch "
             f"{doc.get('batch')} x {doc.get('seq_len')} steps, {doc.get('passes')} interleaved passes; "
@@ -160,7 +161,7 @@ def masks_section(inp: Inputs) -> str:
 
 
 def page(inp: Inputs) -> str:
-    summary = _json(inp.metrics / "summary.json")
+    summary = read_json(inp.metrics / "summary.json")
     metric = metric_of(summary)
     steps = _csv(inp.metrics / "steps.csv")
     logs = "".join(table(_csv(inp.metrics / f"{s}_log.csv"), f"{s}_log.csv", f"{s}: every iteration")
