@@ -23,7 +23,7 @@ def main(argv=None):
     p.add_argument("--profile", type=Path, required=True, help="the profile the steps used (its machine is recorded)")
     args = p.parse_args(argv)
     params = load_params(args.params)
-    ctx = Context("evaluate", args.task, params, args.data, None)
+    ctx = Context("evaluate", args.task, params, args.data, None, trains=False)
     cfg = ctx.cfg(EvaluateConfig, "evaluate")
     device = resolve_device(params.get("device"))
     task = ctx.task()

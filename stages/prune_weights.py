@@ -47,7 +47,8 @@ def main(argv=None):
     if without is not None:
         shipped["decoder"] = decoder_evidence(task, without, exported, profile, device, threads,
                                               cfg.confirm_rounds, shipped)
-    io.save_tensors(task.inference_state(exported), args.export)
+    if ctx.world.writer:
+        io.save_tensors(task.inference_state(exported), args.export)
     extra = {"threshold": threshold.bound, "iterations": len(log),
              "accepted": sum(r["accepted"] for r in log), **outcome, "decoder_density": 1.0 - output_sparsity(model),
              **shipped, "profile_mismatch": loaded.mismatch}

@@ -9,6 +9,7 @@ import torch
 
 from symbiotic.errors import UserError
 from symbiotic.sparsity.growth import GradientAccumulator
+from symbiotic.training import distributed
 from symbiotic.training.loop import Diverged
 from symbiotic.training.resume import Resume
 from symbiotic.training.schedule import HalvingSchedule, Threshold
@@ -20,19 +21,24 @@ NONE_ACCEPTED = ("fail", "pass_through")
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed torch's global RNG (dropout) and return a generator for explicit draws."""
-    torch.manual_seed(seed)
+    """Seed torch's global RNG (dropout) and return a generator for explicit draws. The draws
+    are every rank's alike (masks, growth batches); dropout differs per rank of several
+    processes, as each rank's share of the batch is other data (rank 0: the one-process seed)."""
+    torch.manual_seed(seed + 7919 * distributed.current().rank)
     torch.use_deterministic_algorithms(True, warn_only=True)
     return torch.Generator().manual_seed(seed)
 
 
 def accumulated_gradients(task, model, names: list[str], batches: int, seed: int) -> GradientAccumulator:
-    """The gradients of the named parameters over ``batches`` of the task's gradient losses."""
+    """The gradients of the named parameters over ``batches`` of the task's gradient losses;
+    with several processes each batch's gradient is the ranks' shares' weighted mean."""
     acc = GradientAccumulator()
     params = dict(model.named_parameters())
-    for loss in task.gradient_losses(model, batches, seed=seed):
+    world = distributed.current()
+    for loss, weight in task.gradient_losses(model, batches, seed=seed):
         model.zero_grad(set_to_none=True)
         loss.backward()
+        world.reduce([params[n].grad for n in names], weight)
         acc.add({n: params[n].grad for n in names})
     model.zero_grad(set_to_none=True)
     return acc

@@ -24,7 +24,7 @@ from symbiotic.hardware.report import accept_foreign, load_profile
 from symbiotic.models.counting import count_parameters
 from symbiotic.sparsity.masks import recurrent_density, recurrent_masks
 from symbiotic.tasks import task_class, task_module
-from symbiotic.training import checkpoint
+from symbiotic.training import checkpoint, distributed
 from symbiotic.training.loop import Trainer
 from symbiotic.training.resume import Resume
 from symbiotic.training.schedule import Threshold
@@ -45,7 +45,8 @@ class ThresholdConfig:
 class Context:
     """Params, the task and the resume file of one stage run."""
 
-    def __init__(self, stage: str, task_name: str, params: dict, data: Path, resume_dir: Path | None):
+    def __init__(self, stage: str, task_name: str, params: dict, data: Path, resume_dir: Path | None,
+                 trains: bool = True):
         self.module = task_module(task_name)  # an unknown task fails here, before any work
         self.metric = task_class(task_name).metric
         self.splits = task_class(task_name).splits
@@ -53,7 +54,19 @@ class Context:
         where = f"train.{task_name}"
         self.train_cfg = build(self.module.TrainConfig, section(params, where), where)
         self.data, self.resume_dir = data, resume_dir
+        self.world = self._processes(where) if trains else distributed.World()
         self.start = time.perf_counter()
+
+    def _processes(self, where: str) -> distributed.World:
+        """Start ``train.<task>.processes`` processes under torchrun (this call returns in each
+        of them), or join the ones torchrun started; checked before any work."""
+        cfg = self.train_cfg
+        if cfg.processes > cfg.batch:
+            raise UserError(f"{where}.batch ({cfg.batch}) is smaller than {where}.processes ({cfg.processes})",
+                            f"every process trains on a share of each batch: raise {where}.batch or lower "
+                            f"{where}.processes")
+        distributed.launch(cfg.processes)
+        return distributed.start(cfg.processes, f"{where}.processes")
 
     def cfg(self, cls, name: str):
         where = f"{name}.{self.task_name}"
@@ -69,6 +82,8 @@ class Context:
     def task(self):
         if self.train_cfg.threads:
             torch.set_num_threads(self.train_cfg.threads)
+        elif self.world.active:  # the processes share the cores (rank 0 times with all of them)
+            torch.set_num_threads(max(1, default_threads() // self.world.size))
         return task_class(self.task_name)(self.data, self.train_cfg)
 
     def resume(self, sections: list[str], inputs: list[Path], phase: str = "") -> Resume:
@@ -149,6 +164,9 @@ def write(ctx: Context, task, model, trainer: Trainer, out_model: Path, metrics:
     result = {**describe(task, model), **extra, "lr_final": trainer.lr, "epochs": trainer.epochs_done,
               "seconds": ctx.seconds()}
     _check_scores(task, result)
+    result["processes"] = ctx.world.size
+    if not ctx.world.writer:  # every rank computed the result; rank 0 writes it
+        return result
     checkpoint.save(out_model, model, task.kind(model), meta={"lr": trainer.lr, "stage": ctx.stage})
     io.save_csv(pd.DataFrame(trainer.history or [{"tag": ctx.stage, "epoch": 0}]), history)
     if log_path is not None:

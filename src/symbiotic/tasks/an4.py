@@ -24,7 +24,7 @@ from symbiotic.metrics.asr import cer, greedy_decode, labels_to_text, wer
 from symbiotic.models.ds2 import DS2Config, DeepSpeech2, ctc_loss
 from symbiotic.runtime import ds2 as runtime
 from symbiotic.tasks.base import Exports, LatencyTarget, Metric
-from symbiotic.training import checkpoint
+from symbiotic.training import checkpoint, distributed
 from symbiotic.training.config import TrainConfig as BaseTrainConfig
 
 KINDS = ("ds2_hlstm", "ds2_lstm")
@@ -130,7 +130,7 @@ class AN4Task(Exports):
 
     def train_losses(self, model: nn.Module, epoch: int) -> Iterator[tuple[torch.Tensor, int]]:
         """One pass over all training utterances in length-bucketed batches: each batch's
-        mean CTC loss, weighted 1 (the epoch's loss is the mean over batches).
+        mean CTC loss, weighted by its utterances (the epoch's loss is per utterance).
 
         Epoch 0 of each stage's training visits the batches shortest first
         (DeepSpeech2's SortaGrad): short utterances have few CTC alignments, so
@@ -138,7 +138,8 @@ class AN4Task(Exports):
         """
         gen = torch.Generator().manual_seed(self.cfg.seed * 1000 + epoch)  # a seed fixes every epoch
         for index in bucketed_batches(self.train.frames, self.cfg.batch, gen, shuffle=epoch > 0):
-            yield self._loss(model, index), 1
+            mine, weight = self._mine(index)
+            yield self._loss(model, mine), weight
 
     def _loss(self, model: nn.Module, index: list[int]) -> torch.Tensor:
         x, x_lengths, targets, target_lengths = collate(self.train, index)
@@ -171,12 +172,22 @@ class AN4Task(Exports):
         return 100.0 * wer(refs, hyps), 100.0 * cer(refs, hyps)
 
     def gradient_losses(self, model: nn.Module, batches: int, seed: int = 0) -> Iterator[torch.Tensor]:
-        """Losses of ``batches`` training batches drawn with an explicit generator (eval mode)."""
+        """Losses of ``batches`` training batches drawn with an explicit generator (eval mode),
+        each with its weight (utterances)."""
         model.eval()
         gen = torch.Generator().manual_seed(self.cfg.seed + seed)
         all_batches = bucketed_batches(self.train.frames, self.cfg.batch, gen, shuffle=True)
         for index in all_batches[:batches]:
-            yield self._loss(model, index)
+            mine, weight = self._mine(index)
+            yield self._loss(model, mine), weight
+
+    @staticmethod
+    def _mine(index: list[int]) -> tuple[list[int], int]:
+        """This process's share of a batch and its weight: the whole batch in one process. A
+        rank whose share is empty (a last batch smaller than the processes) runs one utterance
+        with weight 0, so that it still takes part in the gradients' all-reduce."""
+        mine = index[distributed.current().rows(len(index))]
+        return (mine, len(mine)) if mine else (index[:1], 0)
 
     # ---- inference (export: tasks.base.Exports) and latency --------------------------------
     @staticmethod

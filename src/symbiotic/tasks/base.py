@@ -100,14 +100,17 @@ class Task(Protocol):
     def train_steps(self) -> int: ...  # batches in one training epoch (the progress bar's total)
 
     # Each training batch's loss, in order, and its weight in the epoch's mean loss; the Trainer
-    # steps on each before the next is computed.
+    # steps on each before the next is computed. Of several processes (training.distributed),
+    # each gives its share of every batch (distributed.current().rows) with the share's weight;
+    # a task that does not still trains correctly, with every process on the whole batch.
     def train_losses(self, model: nn.Module, epoch: int) -> Iterator[tuple[torch.Tensor, int]]: ...
 
     def score(self, model: nn.Module, split: str) -> float: ...
 
     def scores(self, model: nn.Module) -> dict[str, float]: ...
 
-    def gradient_losses(self, model: nn.Module, batches: int, seed: int = 0) -> Iterator[torch.Tensor]: ...
+    # Losses for gradient-based growth, each with its weight (as train_losses gives them).
+    def gradient_losses(self, model: nn.Module, batches: int, seed: int = 0) -> Iterator[tuple[torch.Tensor, int]]: ...
 
     def export(self, model: nn.Module, formats: dict[str, str], thinned: bool = True,
                decoder: str = "dense") -> nn.Module: ...

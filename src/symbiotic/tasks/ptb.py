@@ -19,7 +19,7 @@ from symbiotic.metrics.lm import perplexity
 from symbiotic.models.lm import HLSTMLanguageModel, LMConfig, StackedLMConfig, StackedLSTMLanguageModel
 from symbiotic.runtime import lm as runtime
 from symbiotic.tasks.base import Exports, LatencyTarget, Metric
-from symbiotic.training import checkpoint
+from symbiotic.training import checkpoint, distributed
 from symbiotic.training.config import TrainConfig as BaseTrainConfig
 
 KINDS = {"hlstm_lm": (HLSTMLanguageModel, LMConfig), "stacked_lm": (StackedLSTMLanguageModel, StackedLMConfig)}
@@ -128,7 +128,7 @@ class PTBTask(Exports):
         """One pass over the (possibly shortened) training text: each window's mean loss,
         weighted by its tokens (the epoch's loss is per token), the state carried across."""
         state = None
-        for x, y in windows(self.train, self.cfg.bptt):
+        for x, y in windows(self._mine(self.train), self.cfg.bptt):
             state = _detach(state)  # truncated BPTT: gradients stop at the window start
             logits, state = model(x, state)
             yield _cross_entropy(logits, y), y.numel()
@@ -155,7 +155,8 @@ class PTBTask(Exports):
         return {f"{split}_{self.metric.name}": self.score(model, split) for split in ("valid", "test")}
 
     def gradient_losses(self, model: nn.Module, batches: int, seed: int = 0) -> Iterator[torch.Tensor]:
-        """Losses of ``batches`` training windows drawn with an explicit generator (eval mode)."""
+        """Losses of ``batches`` training windows drawn with an explicit generator (eval mode),
+        each with its weight (tokens: this rank's share of the window, of several processes)."""
         model.eval()
         starts = list(range(0, self.train.shape[0] - 1, self.cfg.bptt))
         gen = torch.Generator().manual_seed(self.cfg.seed + seed)
@@ -163,9 +164,14 @@ class PTBTask(Exports):
         for k in sorted(pick):
             s = starts[k]
             length = min(self.cfg.bptt, self.train.shape[0] - 1 - s)
-            x, y = self.train[s:s + length], self.train[s + 1:s + 1 + length]
+            x, y = self._mine(self.train[s:s + length]), self._mine(self.train[s + 1:s + 1 + length])
             logits, _ = model(x)
-            yield _cross_entropy(logits, y)
+            yield _cross_entropy(logits, y), y.numel()
+
+    @staticmethod
+    def _mine(data: torch.Tensor) -> torch.Tensor:
+        """This process's streams (columns) of batched text: all of them in one process."""
+        return data[:, distributed.current().rows(data.shape[1])]
 
     # ---- inference (export: tasks.base.Exports) and latency --------------------------------
     @staticmethod

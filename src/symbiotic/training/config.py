@@ -30,6 +30,9 @@ class TrainConfig:
     grad_batches: int = ranged(20, lo=1)  # batches averaged for gradient-based growth
     threads: int | None = ranged(None, lo=1)
     seed: int = ranged(1, lo=0)
+    # Training processes (training.distributed): >1 starts the stage under torchrun with
+    # DistributedDataParallel, each process on its share of every `batch` (the global batch).
+    processes: int = ranged(1, lo=1, hi=1024)
     # Training stops as diverged when the mean loss of the last `diverge_window` batches exceeds
     # this many times the stage's starting loss (loop.LossWatch), or any loss is non-finite: a
     # capped perplexity and finite weights would otherwise hide it. 0: only non-finite losses.

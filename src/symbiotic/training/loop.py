@@ -11,6 +11,7 @@ from torch import nn
 from symbiotic.errors import UserError
 from symbiotic.progress import bar
 from symbiotic.sparsity.masks import apply_masks, recurrent_density, recurrent_masks
+from symbiotic.training import distributed
 from symbiotic.training.config import TrainConfig
 from symbiotic.training.schedule import PlateauLR
 from symbiotic.training.snapshot import restore, snapshot
@@ -73,11 +74,14 @@ class Trainer:
     """Trains ``model`` on ``task`` epoch by epoch; its whole state fits in a checkpoint.
 
     The task gives each batch's loss (``train_losses``); the optimizer step is taken here,
-    once for every task.
+    once for every task. With several processes (training.distributed) the task gives this
+    rank's share of each batch and the model trains inside DistributedDataParallel.
     """
 
     def __init__(self, task, model: nn.Module, cfg: TrainConfig, lr: float | None = None):
         self.task, self.model, self.cfg = task, model, cfg
+        self.world = distributed.current()
+        self.net = self.world.wrap(model)  # what the task's losses run through
         if task.train_steps() < 1:  # e.g. a batch wider than the training text: nothing would train
             raise UserError(f"one {task.name} training epoch has no batch (train.{task.name}.batch is "
                             f"{cfg.batch})", f"lower train.{task.name}.batch or give more training data")
@@ -129,17 +133,20 @@ class Trainer:
         before the step is taken, so the weights are the last finite ones."""
         epoch, steps = self.epochs_done, self.task.train_steps()
         self.model.train()
-        losses = self.task.train_losses(self.model, epoch)
+        losses = self.task.train_losses(self.net, epoch)
         watch = LossWatch(self.cfg.diverge_factor, self.cfg.diverge_window, self.start_loss)
         total, count = 0.0, 0
         for batch, (loss, weight) in enumerate(bar(losses, total=steps, desc=f"epoch {epoch}")):
-            value = loss.item()
+            # The whole batch's loss and weight (this rank's share's, in one process): every
+            # rank watches the same numbers, so all stop together or none does.
+            value, weight_all = self.world.global_weight(loss.item(), weight)
             problem = watch.problem(value)
             if problem:
                 raise Diverged(self.task, epoch, batch, steps, problem, self.lr)
             self.start_loss = watch.start
-            self.step(loss)
-            total, count = total + value * weight, count + weight
+            self.step(loss * self.world.share(weight, weight_all) if self.world.active else loss)
+            total, count = total + value * weight_all, count + weight_all
+        self.world.check_identical(self.model)
         if count == 0:
             raise UserError(f"{self.task.name} epoch {epoch} trained no batch",
                             f"lower train.{self.task.name}.batch or give more training data")

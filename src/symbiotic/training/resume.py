@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from symbiotic import io
+from symbiotic.training import distributed
 
 
 file_digest = io.sha256_file
@@ -39,13 +40,17 @@ class Resume:
             return None
         if saved.get("key") != self.key:
             return None
-        torch.set_rng_state(saved["rng"])
+        world = distributed.current()
+        rngs = saved.get("rngs", [saved["rng"]])  # each rank's dropout stream, where several saved
+        torch.set_rng_state(rngs[world.rank] if len(rngs) == world.size else saved["rng"])
         return saved["state"]
 
     def save(self, state: dict) -> None:
-        if self.path is not None:
-            io.save_tensors({"key": self.key, "rng": torch.get_rng_state(), "state": state}, self.path)
+        """Every rank hands its RNG state to rank 0, which alone writes the file."""
+        rngs = distributed.current().gather(torch.get_rng_state())
+        if self.path is not None and distributed.current().writer:
+            io.save_tensors({"key": self.key, "rng": rngs[0], "rngs": rngs, "state": state}, self.path)
 
     def finish(self) -> None:
-        if self.path is not None:
+        if self.path is not None and distributed.current().writer:
             self.path.unlink(missing_ok=True)
