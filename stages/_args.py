@@ -12,6 +12,8 @@ def training_parser(doc: str):
     p.add_argument("--model", type=Path, required=True, help="checkpoint to write")
     p.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     p.add_argument("--history", type=Path, required=True, help="per-epoch CSV to write")
+    p.add_argument("--curves", type=Path, default=None,
+                   help="folder the per-epoch curves are logged into with dvclive (dvc plots)")
     p.add_argument("--resume-dir", type=Path, default=Path(".resume"),
                    help="where an interrupted run keeps its progress (not a DVC output)")
     return p

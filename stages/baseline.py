@@ -10,7 +10,7 @@ from _args import training_parser
 
 def main(argv=None):
     args = training_parser(__doc__).parse_args(argv)
-    ctx = Context("baseline", args.task, load_params(args.params), args.data, args.resume_dir)
+    ctx = Context("baseline", args.task, load_params(args.params), args.data, args.resume_dir, curves_dir=args.curves)
     spec = ctx.baseline_spec()
     task = ctx.task()
     resume = ctx.resume(["train", "baseline"], [args.data / "train.pt"])

@@ -12,7 +12,7 @@ def main(argv=None):
     p = training_parser(__doc__)
     p.add_argument("--log", required=True, help="growth-point CSV to write")
     args = p.parse_args(argv)
-    ctx = Context("grow", args.task, load_params(args.params), args.data, args.resume_dir)
+    ctx = Context("grow", args.task, load_params(args.params), args.data, args.resume_dir, curves_dir=args.curves)
     spec = ctx.model_spec()
     cfg = ctx.cfg(GrowConfig, "grow")
     task = ctx.task()

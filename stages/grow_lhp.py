@@ -17,7 +17,7 @@ def main(argv=None):
     p.add_argument("--profile", type=Path, required=True, help="the target device's profile folder")
     args = p.parse_args(argv)
     params = load_params(args.params)
-    ctx = Context("grow_lhp", args.task, params, args.data, args.resume_dir)
+    ctx = Context("grow_lhp", args.task, params, args.data, args.resume_dir, curves_dir=args.curves)
     cfg = ctx.cfg(GrowLHPConfig, "grow_lhp")
     profile, device, threads = ctx.target(args.profile)
     task = ctx.task()

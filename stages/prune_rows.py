@@ -20,7 +20,7 @@ def main(argv=None):
     p.add_argument("--baseline", type=Path, required=True, help="baseline metrics JSON (threshold)")
     p.add_argument("--log", type=Path, required=True, help="iteration CSV to write")
     args = p.parse_args(argv)
-    ctx = Context("prune_rows", args.task, load_params(args.params), args.data, args.resume_dir)
+    ctx = Context("prune_rows", args.task, load_params(args.params), args.data, args.resume_dir, curves_dir=args.curves)
     threshold, tcfg = threshold_from(ctx, args.baseline)
     cfg = ctx.cfg(PruneRowsConfig, "prune_rows")
     task = ctx.task()

@@ -24,7 +24,7 @@ def main(argv=None):
     p.add_argument("--log", type=Path, required=True, help="iteration CSV to write")
     args = p.parse_args(argv)
     params = load_params(args.params)
-    ctx = Context("prune_weights", args.task, params, args.data, args.resume_dir)
+    ctx = Context("prune_weights", args.task, params, args.data, args.resume_dir, curves_dir=args.curves)
     threshold, tcfg = threshold_from(ctx, args.baseline)
     cfg = ctx.cfg(PruneWeightsConfig, "prune_weights")
     loaded, device, threads = ctx.target(args.profile)  # the export targets the device: fail early

@@ -4,6 +4,8 @@ headless browser; then retargeting stales only the device stages."""
 import json
 
 import pandas as pd
+import pytest
+import yaml
 
 from browser import CHROMIUM
 from report_check import check_report
@@ -36,7 +38,11 @@ def test_flow_then_retarget(repo, tmp_path):
         assert summary["profile_fingerprint"] == summary["fingerprint"]  # profiled here
         history = pd.read_csv(repo.path / f"plots/{task}/grow_history.csv")
         assert {"lr", "train_loss", metric, "density"} <= set(history.columns)
+        curve = pd.read_csv(repo.path / f"plots/{task}/grow_curves/plots/metrics/{metric}.tsv", sep="\t")
+        assert list(curve["step"]) == list(range(len(history)))  # dvclive: one step per epoch
+        assert list(curve[metric]) == pytest.approx(list(history[metric]))
         assert check_report(repo.path, task, tmp_path) > 30
+    _every_curve_plot_has_points(repo)
     speech = pd.read_csv(repo.path / "metrics/an4/steps.csv")
     assert (speech["cer"] >= 0).all() and speech.loc[0, "format"] == "nn.LSTM"
     again = repo.dvc("repro")
@@ -52,3 +58,14 @@ def test_flow_then_retarget(repo, tmp_path):
     # A dry run lists the stages whose own inputs changed; those downstream follow once grow's
     # output has changed. Nothing of PTB, and not AN4's baseline or profile.
     assert running == {"grow@an4"}
+
+
+def _every_curve_plot_has_points(repo) -> None:
+    """`dvc plots show` draws every curve plot of dvc.yaml from the dvclive files, with no error."""
+    shown = json.loads(repo.dvc("plots", "show", "--json", "--split").stdout)
+    assert not shown.get("errors"), shown["errors"]
+    declared = [next(iter(p)) for p in yaml.safe_load((repo.path / "dvc.yaml").read_text())["plots"]]
+    for name in declared:
+        points = [p for r in shown["data"][name] for p in r["anchor_definitions"]["<DVC_METRIC_DATA>"]]
+        assert points, f"plot {name!r} has no points"
+        assert all("_curves/plots/metrics/" in p["filename"] for p in points), name

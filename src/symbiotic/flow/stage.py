@@ -24,7 +24,7 @@ from symbiotic.hardware.report import accept_foreign, load_profile
 from symbiotic.models.counting import count_parameters
 from symbiotic.sparsity.masks import recurrent_density, recurrent_masks
 from symbiotic.tasks import task_class, task_module
-from symbiotic.training import checkpoint, distributed
+from symbiotic.training import checkpoint, curves, distributed
 from symbiotic.training.loop import Trainer
 from symbiotic.training.resume import Resume
 from symbiotic.training.schedule import Threshold
@@ -46,7 +46,7 @@ class Context:
     """Params, the task and the resume file of one stage run."""
 
     def __init__(self, stage: str, task_name: str, params: dict, data: Path, resume_dir: Path | None,
-                 trains: bool = True):
+                 trains: bool = True, curves_dir: Path | None = None):
         self.module = task_module(task_name)  # an unknown task fails here, before any work
         self.metric = task_class(task_name).metric
         self.splits = task_class(task_name).splits
@@ -55,6 +55,7 @@ class Context:
         self.train_cfg = build(self.module.TrainConfig, section(params, where), where)
         self.data, self.resume_dir = data, resume_dir
         self.world = self._processes(where) if trains else distributed.World()
+        curves.open_folder(curves_dir)  # the Trainer logs every epoch there (dvclive)
         self.start = time.perf_counter()
 
     def _processes(self, where: str) -> distributed.World:
@@ -167,6 +168,7 @@ def write(ctx: Context, task, model, trainer: Trainer, out_model: Path, metrics:
     result["processes"] = ctx.world.size
     if not ctx.world.writer:  # every rank computed the result; rank 0 writes it
         return result
+    curves.close()
     checkpoint.save(out_model, model, task.kind(model), meta={"lr": trainer.lr, "stage": ctx.stage})
     io.save_csv(pd.DataFrame(trainer.history or [{"tag": ctx.stage, "epoch": 0}]), history)
     if log_path is not None:

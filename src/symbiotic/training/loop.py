@@ -11,7 +11,7 @@ from torch import nn
 from symbiotic.errors import UserError
 from symbiotic.progress import bar
 from symbiotic.sparsity.masks import apply_masks, recurrent_density, recurrent_masks
-from symbiotic.training import distributed
+from symbiotic.training import curves, distributed
 from symbiotic.training.config import TrainConfig
 from symbiotic.training.schedule import PlateauLR
 from symbiotic.training.snapshot import restore, snapshot
@@ -116,13 +116,14 @@ class Trainer:
         self.plateau.apply(self.optimizer)
         self.epochs_done += 1
         self.history.append(row)
+        curves.log(row)
         return row
 
     def shape(self) -> dict:
         """What the curves show beside the score: the model's widths and, for the H-LSTM, the
         share of recurrent weights kept (the pruning steps change both between epochs)."""
         cfg = self.model.config.to_dict() if hasattr(self.model, "config") else {}
-        out = {f"width_{k}": cfg[k] for k in getattr(self.task, "dims", ()) if k in cfg}
+        out = {f"width_{k}": _width(cfg[k]) for k in getattr(self.task, "dims", ()) if k in cfg}
         if recurrent_masks(self.model):
             out["density"] = recurrent_density(self.model)
         return out
@@ -183,3 +184,11 @@ class Trainer:
         self.epochs_done = state["epochs_done"]
         self.history = list(state["history"])
         self.start_loss = state.get("start_loss")
+        curves.replay(self.history)  # DVC cleared the curves of the interrupted run
+
+
+def _width(value):
+    """One layer's width as a number (a curve); several layers' as '16x16' (as metrics write them)."""
+    if isinstance(value, (list, tuple)):
+        return value[0] if len(value) == 1 else "x".join(str(v) for v in value)
+    return value
