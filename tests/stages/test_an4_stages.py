@@ -108,3 +108,19 @@ def test_unknown_task_is_named(tmp_path):
     proc = stage(tmp_path, "baseline", "timit", "--data", "d", "--model", "m.pt", "--metrics", "m.json",
                  "--history", "h.csv")
     assert proc.returncode == 2 and "unknown task 'timit'" in proc.stderr and "ptb, an4" in proc.stderr
+
+
+def test_three_processes_train_an4_with_uneven_and_empty_shares(flow, tmp_path):
+    """12 utterances in batches of 5 (5, 5, 2) over 3 processes: shares of 1 and 2 utterances,
+    and one empty share in the last batch (it runs with weight 0); batch norm is normalised per
+    share, so the ranks' statistics differ until each epoch's end hands them rank 0's. The stage
+    checks after every epoch that the ranks' weights and masks are identical."""
+    import shutil
+
+    shutil.copytree(flow / "data", tmp_path / "data")
+    extra = {"train": {"an4": {"train_utterances": None, "batch": 5, "eval_batch": 4, "processes": 3}}}
+    proc = training(tmp_path, "grow", "--log", "metrics/grow_log.csv", extra=extra)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "metrics" / "grow.json").read_text())
+    assert metrics["processes"] == 3 and 0 <= metrics["test_wer"] and metrics["growth_points"] >= 1
+    assert len(pd.read_csv(tmp_path / "plots" / "grow.csv")) == metrics["epochs"]  # one writer
