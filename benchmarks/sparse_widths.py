@@ -41,7 +41,7 @@ def main() -> None:
     models = Path("models") / args.task
     inputs = tuple(t.to(device) for t in task.latency_inputs(shape.batch, shape.seq_len))
     def load(name: str):
-        return load_step(task, models / f"{name}.pt").model.eval()
+        return load_step(task, models / f"{name}.pt", hlstm=name != "baseline").model.eval()
 
     calls = {"baseline": task.latency_call(load("baseline").to(device), inputs, "recurrent")}
     widths = {}

@@ -74,7 +74,7 @@ def main() -> None:
     ctx = Context("benchmark", args.task, params, Path("data/prepared") / args.task, None)
     task = ctx.task()
     shape = ctx.cfg(EvaluateConfig, "evaluate")
-    baseline = load_step(task, models / "baseline.pt").model.eval()
+    baseline = load_step(task, models / "baseline.pt", hlstm=False).model.eval()
     final = load_step(task, models / "final.pt").model.eval()
     exported = task.load_inference(io.load_tensors(models / "final_export.pt")).eval()
     runnable = {"baseline": baseline, "final": exported, "dense_hlstm": task.export(final, every("dense")).eval()}

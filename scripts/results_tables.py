@@ -71,6 +71,11 @@ def ratios_table(task: str, steps: pd.DataFrame, summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _score(record, split: str) -> str:
+    """An iteration's score, or "diverged" where its retraining diverged (no score was taken)."""
+    return "diverged" if isinstance(record.get("diverged"), str) and record["diverged"] else f"{record[split]:.1f}"
+
+
 def pruning_table(task: str, folder: Path, params: dict) -> str:
     """Each pruning phase's iterations: accepted, rejected (rolled back, ratio halved), and why
     it stopped: the iteration budget, or the schedule (no smaller step left to try)."""
@@ -81,7 +86,7 @@ def pruning_table(task: str, folder: Path, params: dict) -> str:
         budget = params[step][task]["max_iterations"]
         split = params["threshold"][task]["split"]
         for phase, rows in log.groupby("phase", sort=False):
-            scores = ", ".join(f"{r['ratio']:.3g}: {r[split]:.1f} {'✓' if r['accepted'] else '✗'}"
+            scores = ", ".join(f"{r['ratio']:.3g}: {_score(r, split)} {'✓' if r['accepted'] else '✗'}"
                                for _, r in rows.iterrows())
             # the budget counts a step's iterations; prune_weights' decoder phase has its own
             spent = len(rows) if step == "prune_weights" else len(log)

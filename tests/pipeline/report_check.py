@@ -39,7 +39,7 @@ def _same(shown: str, value) -> bool:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return shown == str(value)
     if isinstance(value, float) and math.isnan(value):
-        return shown == "nan"
+        return shown == ""  # a missing value is a blank cell
     return math.isclose(float(shown), value, rel_tol=5e-4, abs_tol=1e-12)
 
 

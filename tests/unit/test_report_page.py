@@ -10,8 +10,9 @@ from symbiotic.report.page import Inputs, number, page
 
 @pytest.mark.parametrize("value, text", [(4771600, "4771600"), (136.9624755, "137"), (0.17651695, "0.1765"),
                                          (2.0237340, "2.024"), (True, "True"), (None, "None"), ("csr", "csr"),
-                                         (12345.0, "12345")])
+                                         (12345.0, "12345"), (float("nan"), "")])
 def test_numbers_are_written_whole_or_to_four_significant_digits(value, text):
+    """A missing value (a log's empty cell) is blank, not "nan"."""
     assert number(value) == text
 
 

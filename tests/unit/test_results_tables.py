@@ -43,3 +43,19 @@ def test_pruning_table_counts_rejections_and_names_the_stop(tmp_path):
     text = tables.pruning_table("an4", tmp_path, params)
     assert "| prune_rows, ratio | 2 | 1 | 1 | 0.2: 45.0 ✗, 0.1: 43.0 ✓ | iteration budget |" in text
     assert "| prune_weights, recurrent | 1 | 0 | 1 | 0.7: 50.0 ✗ | schedule (no smaller step left to try) |" in text
+
+
+def test_pruning_table_names_a_diverged_iteration(tmp_path):
+    """A diverged retraining has no score (the log holds an empty value and the reason): the
+    table says "diverged", not "nan"."""
+    pd.DataFrame({"iteration": [0], "phase": ["ratio"], "ratio": [0.2], "valid": [45.0],
+                  "accepted": [True], "diverged": [None]}).to_csv(tmp_path / "prune_rows_log.csv", index=False)
+    pd.DataFrame({"iteration": [0, 1], "phase": ["recurrent", "recurrent"], "ratio": [0.7, 0.35],
+                  "valid": [None, 40.0], "accepted": [False, True],
+                  "diverged": ["an4 training diverged in epoch 2", None]}).to_csv(
+        tmp_path / "prune_weights_log.csv", index=False)
+    params = {"prune_rows": {"an4": {"max_iterations": 1}}, "prune_weights": {"an4": {"max_iterations": 2}},
+              "threshold": {"an4": {"split": "valid"}}}
+    text = tables.pruning_table("an4", tmp_path, params)
+    assert "| prune_weights, recurrent | 2 | 1 | 1 | 0.7: diverged ✗, 0.35: 40.0 ✓ | iteration budget |" in text
+    assert "0.2: 45.0 ✓" in text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,9 +52,12 @@ class Inputs:
 
 
 def number(value) -> str:
-    """How the page writes a number: integers whole, other values to 4 significant digits."""
+    """How the page writes a number: integers whole, other values to 4 significant digits; a
+    missing value (NaN: a log's empty cell, e.g. an iteration that did not diverge) as blank."""
     if isinstance(value, bool) or value is None:
         return str(value)
+    if isinstance(value, float) and math.isnan(value):
+        return ""
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1e4):
         return f"{int(value)}"
     if isinstance(value, float):
