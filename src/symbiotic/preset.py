@@ -8,7 +8,6 @@ experiment records exactly which values the preset changed.
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
@@ -52,11 +51,23 @@ def _overrides(name: str, folder: Path) -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
+def _text(value) -> str:
+    """A value as `-S` takes it, without whitespace: `$(...)` splits the printed line on spaces and
+    ignores quotes, so `[0.0, 0.7]` would reach dvc as two broken words (`[0.0,0.7]` is one)."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_text(v) for v in value) + "]"
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
 def arguments(name: str, folder: Path = PRESETS) -> list[str]:
     overrides = flatten(_overrides(name, folder))
     args = []
     for key, value in overrides.items():
-        text = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+        text = _text(value)
+        if any(c.isspace() for c in text):
+            raise UserError(f"preset '{name}' sets {key} to {text!r}, which holds whitespace that "
+                            "$(python -m symbiotic.preset ...) would split",
+                            f"write that value without spaces in presets/{name}.yaml")
         args += ["-S", f"{key}={text}"]
     return args
 
@@ -67,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         print("usage: python -m symbiotic.preset NAME", file=sys.stderr)
         sys.exit(2)
     try:
-        print(" ".join(shlex.quote(a) for a in arguments(argv[0])))
+        print(" ".join(arguments(argv[0])))  # no quoting: $(...) would pass the quotes on
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -7,7 +7,7 @@ import pytest
 from helpers import ROOT
 from symbiotic.config import load_params
 from symbiotic.errors import UserError
-from symbiotic.preset import applied, arguments
+from symbiotic.preset import applied, arguments, main
 
 
 def test_applied_lays_the_preset_over_params_as_its_arguments_say():
@@ -32,3 +32,14 @@ def test_paper_keeps_the_papers_recipe_and_quick_shortens_the_default():
 def test_unknown_preset_names_the_known_ones():
     with pytest.raises(UserError, match="paper"):
         applied({}, "huge")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "presets").glob("*.yaml")))
+def test_the_printed_line_splits_into_the_arguments_as_the_shell_splits_it(name, capsys):
+    """`dvc exp run $(python -m symbiotic.preset NAME)`: the shell splits the line on whitespace
+    and keeps quotes literally, so each argument must be one word with no quoting (a list such
+    as profile.measure.sparsities once reached dvc as broken words and failed to parse)."""
+    main([name])
+    words = capsys.readouterr().out.split()
+    assert words == arguments(name)
+    assert all("'" not in w and '"' not in w for w in words)
