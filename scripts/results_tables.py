@@ -72,8 +72,9 @@ def ratios_table(task: str, steps: pd.DataFrame, summary: dict) -> str:
 
 
 def _score(record, split: str) -> str:
-    """An iteration's score, or "diverged" where its retraining diverged (no score was taken)."""
-    return "diverged" if isinstance(record.get("diverged"), str) and record["diverged"] else f"{record[split]:.1f}"
+    """An iteration's score, or "diverged" where its retraining diverged (no score was taken; the
+    log holds the reason there, and pandas reads the other rows' empty cells as NaN)."""
+    return "diverged" if isinstance(record.get("diverged"), str) else f"{record[split]:.1f}"
 
 
 def pruning_table(task: str, folder: Path, params: dict) -> str:
