@@ -13,7 +13,11 @@
 // rows, plus a copy of its transposed operand (AN4's final layers, measured on this CPU).
 // A backward direction reads each batch column's frames in its own order (``order``: the
 // reversal of each utterance's valid frames), and the outputs return in frame order, the
-// directions summed, as (T, B, H): the layout the next layer and the decoder read. Nothing
+// directions summed, as (T, B, H): the layout the next layer and the decoder read. The
+// per-step products are this file's own rows in every format (dense U_h and W as packed
+// row panels, Panel), so that every format combination runs in one parallel region: the
+// ATen GEMM per step that dense ones took before cost its dispatch twice a step and ran
+// outside that region (PTB's final layer, dense W: 4.15 -> 2.75 ms at 2 threads). Nothing
 // is allocated inside the loop. The gate nonlinearities are vectorised: AVX-512 intrinsics
 // where the CPU has them (cell_span), else plain loops over glibc's vector expf.
 
@@ -59,68 +63,148 @@ struct Start {
   const float* bias;
 };
 
-// out (rows, B) = start + the terms' rows, through ReLU if ``relu``. Rows have few nonzeros at
-// the sparsities that pick CSR, so per-row overhead matters: the batch width is a compile-time
-// constant where it is a common one (BW > 0).
+// A dense matrix of the loop, (blocks, per, K): block b's rows multiply x + b*K*B (the four
+// gates of w, the directions of u_h). Rows go in groups of kGroup; ``panel`` holds each group's
+// kGroup weights of a column side by side (zero past a block's last row), so that a group's
+// broadcasts read one stream, and each column's B-wide vector of x is loaded once per group.
+constexpr int64_t kGroup = 8;
+
+struct Dense {
+  const float* rows = nullptr;  // (blocks, per, K) row-major: the generic batch width's path
+  const float* panel = nullptr;
+  int64_t per = 0, K = 0, groups = 0;  // groups per block
+};
+
+struct Panel {
+  std::vector<float> data;
+  Dense view;
+
+  explicit Panel(const at::Tensor& w3) {  // (blocks, per, K), contiguous
+    const int64_t blocks = w3.size(0), per = w3.size(1), K = w3.size(2);
+    const int64_t groups = (per + kGroup - 1) / kGroup;
+    data.assign(blocks * groups * K * kGroup, 0.0f);
+    const float* src = w3.data_ptr<float>();
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int64_t r = 0; r < per; ++r)
+        for (int64_t k = 0; k < K; ++k)
+          data[((b * groups + r / kGroup) * K + k) * kGroup + r % kGroup] = src[(b * per + r) * K + k];
+    view = {src, data.data(), per, K, groups};
+  }
+};
+
+// One product's rows in block ``blk`` (local rows [r0, r0 + n), n <= kGroup): start + the CSR
+// terms (their crow already shifted to the block) + the dense block times x, through ReLU if
+// ``relu``, into out (local rows, B wide).
+struct Rows {
+  const Term* terms;
+  int n_terms;
+  const Dense* dense;  // or nullptr
+  const float* x;      // the dense block's input, block 0
+  Start s;
+  bool relu;
+};
+
 template <int64_t BW>
-void csr_rows_of(const Term* terms, int n_terms, int64_t lo, int64_t hi, int64_t B_, const Start& s,
-                 float* __restrict out, bool relu) {
+void rows_of(const Rows& p, int64_t blk, int64_t r0, int64_t n, int64_t B_, float* __restrict out) {
   const int64_t B = BW > 0 ? BW : B_;
-  for (int64_t r = lo; r < hi; ++r) {
-    float acc[BW > 0 ? BW : 1];
-    float* dst = BW > 0 ? acc : out + r * B;
-    for (int64_t b = 0; b < B; ++b) dst[b] = s.init ? s.init[r * s.ld + b] : s.bias[r];
-    for (int k = 0; k < n_terms; ++k) {
-      const Csr& a = terms[k].m;
+  for (int64_t r = r0; r < r0 + n; ++r) {
+    float* dst = out + r * B;
+    for (int64_t b = 0; b < B; ++b) dst[b] = p.s.init ? p.s.init[r * p.s.ld + b] : p.s.bias[r];
+    for (int k = 0; k < p.n_terms; ++k) {
+      const Csr& a = p.terms[k].m;
       for (int32_t j = a.crow[r]; j < a.crow[r + 1]; ++j) {
         const float v = a.val[j];
-        const float* __restrict xr = terms[k].x + static_cast<int64_t>(a.col[j]) * B;
+        const float* __restrict xr = p.terms[k].x + a.col[j];
 #pragma omp simd
         for (int64_t b = 0; b < B; ++b) dst[b] += v * xr[b];
       }
     }
-    for (int64_t b = 0; b < B; ++b) out[r * B + b] = relu && dst[b] < 0.0f ? 0.0f : dst[b];
+    if (p.dense) {
+      const Dense& d = *p.dense;
+      const float* w = d.rows + (blk * d.per + r) * d.K;
+      const float* x = p.x + blk * d.K * B;
+      for (int64_t k = 0; k < d.K; ++k) {
+        const float v = w[k];
+#pragma omp simd
+        for (int64_t b = 0; b < B; ++b) dst[b] += v * x[k * B + b];
+      }
+    }
+    if (p.relu) for (int64_t b = 0; b < B; ++b) dst[b] = dst[b] < 0.0f ? 0.0f : dst[b];
   }
 }
 
 #ifdef __AVX512F__
 // Batch 16 (the profile's and the flow's inference batch) is exactly one AVX-512 register:
-// the accumulator stays in it, each nonzero is one broadcast-FMA.
-void csr_rows16(const Term* terms, int n_terms, int64_t lo, int64_t hi, const Start& s, float* __restrict out,
-                bool relu) {
-  for (int64_t r = lo; r < hi; ++r) {
-    __m512 acc;
-    if (s.init) {
-      const float* start = s.init + r * s.ld;
-      // the same row's next step: pre's rows lie far apart, too many streams for the hardware
-      // prefetcher (10% of AN4's loop, measured)
-      _mm_prefetch(reinterpret_cast<const char*>(start + 16), _MM_HINT_T1);
-      acc = _mm512_loadu_ps(start);
-    } else {
-      acc = _mm512_set1_ps(s.bias[r]);
+// a row's accumulator stays in it, each nonzero is one broadcast-FMA; a dense block runs its
+// group's kGroup rows together, kGroup independent accumulators over one load of x per column.
+void rows16(const Rows& p, int64_t blk, int64_t r0, int64_t n, float* __restrict out) {
+  __m512 acc[kGroup];
+  for (int64_t i = 0; i < kGroup; ++i) {
+    const int64_t r = r0 + i;
+    if (i >= n) {
+      acc[i] = _mm512_setzero_ps();
+      continue;
     }
-    for (int k = 0; k < n_terms; ++k) {
-      const Csr& a = terms[k].m;
-      const float* __restrict x = terms[k].x;
-      for (int32_t j = a.crow[r]; j < a.crow[r + 1]; ++j) {
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(a.val[j]), _mm512_loadu_ps(x + static_cast<int64_t>(a.col[j]) * 16), acc);
+    // four partial sums: one accumulator is a chain of dependent FMAs (4 cycles each), and at
+    // 80-90% sparsity a row still has tens of nonzeros (PTB's final shape, all CSR: 4.02 ->
+    // 3.38 ms at 1 thread); the row's start joins at the end, so that its load (pre's rows lie
+    // far apart) overlaps the products
+    __m512 a = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    for (int k = 0; k < p.n_terms; ++k) {
+      const Csr& m = p.terms[k].m;
+      const float* __restrict x = p.terms[k].x;
+      const int32_t* __restrict col = m.col;
+      const float* __restrict val = m.val;
+      int32_t j = m.crow[r];
+      const int32_t e = m.crow[r + 1];
+      for (; j + 4 <= e; j += 4) {
+        a = _mm512_fmadd_ps(_mm512_set1_ps(val[j]), _mm512_loadu_ps(x + col[j]), a);
+        a1 = _mm512_fmadd_ps(_mm512_set1_ps(val[j + 1]), _mm512_loadu_ps(x + col[j + 1]), a1);
+        a2 = _mm512_fmadd_ps(_mm512_set1_ps(val[j + 2]), _mm512_loadu_ps(x + col[j + 2]), a2);
+        a3 = _mm512_fmadd_ps(_mm512_set1_ps(val[j + 3]), _mm512_loadu_ps(x + col[j + 3]), a3);
+      }
+      for (; j < e; ++j) {
+        a = _mm512_fmadd_ps(_mm512_set1_ps(val[j]), _mm512_loadu_ps(x + col[j]), a);
       }
     }
-    _mm512_storeu_ps(out + r * 16, relu ? _mm512_max_ps(acc, _mm512_setzero_ps()) : acc);
+    __m512 s0;
+    if (p.s.init) {
+      const float* start = p.s.init + r * p.s.ld;
+      // the same row's next step: too many streams for the hardware prefetcher (10% of AN4's
+      // loop, measured)
+      _mm_prefetch(reinterpret_cast<const char*>(start + 16), _MM_HINT_T1);
+      s0 = _mm512_loadu_ps(start);
+    } else {
+      s0 = _mm512_set1_ps(p.s.bias[r]);
+    }
+    acc[i] = _mm512_add_ps(_mm512_add_ps(a, a1), _mm512_add_ps(a2, _mm512_add_ps(a3, s0)));
+  }
+  if (p.dense) {
+    const Dense& d = *p.dense;
+    const float* __restrict w = d.panel + (blk * d.groups + r0 / kGroup) * d.K * kGroup;
+    const float* __restrict x = p.x + blk * d.K * 16;
+    for (int64_t k = 0; k < d.K; ++k) {
+      const __m512 xv = _mm512_loadu_ps(x + k * 16);
+#pragma GCC unroll 8
+      for (int64_t i = 0; i < kGroup; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(w[k * kGroup + i]), xv, acc[i]);
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    _mm512_storeu_ps(out + (r0 + i) * 16, p.relu ? _mm512_max_ps(acc[i], _mm512_setzero_ps()) : acc[i]);
   }
 }
 #endif
 
-void csr_rows(const Term* terms, int n_terms, int64_t lo, int64_t hi, int64_t B, const Start& s, float* out,
-              bool relu) {
+// Rows [r0, r0 + n) of block ``blk`` (n <= kGroup; r0 a multiple of kGroup where dense).
+void rows(const Rows& p, int64_t blk, int64_t r0, int64_t n, int64_t B, float* out) {
 #ifdef __AVX512F__
-  if (B == 16) return csr_rows16(terms, n_terms, lo, hi, s, out, relu);
+  if (B == 16) return rows16(p, blk, r0, n, out);
 #endif
   switch (B) {
-    case 8: return csr_rows_of<8>(terms, n_terms, lo, hi, B, s, out, relu);
-    case 16: return csr_rows_of<16>(terms, n_terms, lo, hi, B, s, out, relu);
-    case 32: return csr_rows_of<32>(terms, n_terms, lo, hi, B, s, out, relu);
-    default: return csr_rows_of<0>(terms, n_terms, lo, hi, B, s, out, relu);
+    case 8: return rows_of<8>(p, blk, r0, n, B, out);
+    case 16: return rows_of<16>(p, blk, r0, n, B, out);
+    case 32: return rows_of<32>(p, blk, r0, n, B, out);
+    default: return rows_of<0>(p, blk, r0, n, B, out);
   }
 }
 
@@ -180,29 +264,20 @@ void cell_span(const float* f, const float* i, const float* o, const float* g, f
 }
 #endif
 
-// The cell update of state rows [lo, hi) of D*H (row q: direction q / H, unit q % H), B wide,
-// from the gate rows f, i, o, g of each direction: one contiguous span per direction.
-void cell_rows(int64_t lo, int64_t hi, int64_t H, int64_t B, const float* gates, float* c, float* h, float* out_t) {
-  const int64_t n = H * B;
-  for (int64_t d = lo / H; d * H < hi; ++d) {
-    const int64_t q0 = std::max(lo, d * H), q1 = std::min(hi, (d + 1) * H);
-    const float* f = gates + (d * 4 * H + q0 % H) * B;
-    cell_span(f, f + n, f + 2 * n, f + 3 * n, c + q0 * B, h + q0 * B, out_t + q0 * B, (q1 - q0) * B);
-  }
-}
-
 // A matrix of one product, dense (a strided 2-D or 3-D tensor) or CSR with int32 indices.
 struct Matrix {
   bool csr;
   at::Tensor dense;
   at::Tensor crow, col, val;
 
-  static Matrix from(const at::Tensor& t) {
+  // CSR column indices are stored as offsets into x (index * B, the batch vector's start), so
+  // that a nonzero's load needs no multiply.
+  static Matrix from(const at::Tensor& t, int64_t B) {
     Matrix m;
     m.csr = t.layout() == at::kSparseCsr;
     if (m.csr) {
       m.crow = t.crow_indices().to(at::kInt).contiguous();
-      m.col = t.col_indices().to(at::kInt).contiguous();
+      m.col = (t.col_indices().to(at::kLong) * B).to(at::kInt).contiguous();
       m.val = t.values().contiguous();
     } else {
       m.dense = t.contiguous();
@@ -364,19 +439,54 @@ struct Fused : InputHalf {
   }
 };
 
-// z's rows [lo, hi) of D*4G at step t, one call per direction (their inputs differ), CSR U_h:
-// z = relu(input half + U_h h). Rows are shifted to the direction's block, so are the matrices.
-void first_rows(const InputHalf& in, const Csr& u_h, int64_t lo, int64_t hi, int64_t per, int64_t D, const float* h,
-                int64_t B, int64_t t, float* z) {
-  for (int64_t d = lo / per; d < D && d * per < hi; ++d) {
+// One product of a step: ``blocks`` blocks of ``per`` rows (z: the directions, 4G rows each;
+// the gates: D*4 blocks of H), run by work units of kGroup rows that never cross a block, so
+// that a thread's share is a range of units.
+struct Product {
+  int64_t blocks, per;
+  int64_t groups() const { return (per + kGroup - 1) / kGroup; }
+  int64_t units() const { return blocks * groups(); }
+};
+
+// z = relu(input half + U_h h) for units [lo, hi) at step t: U_h CSR (u_h) or dense (panel).
+void z_units(const InputHalf& in, const Csr* u_h, const Dense* panel, const Product& p, int64_t lo, int64_t hi,
+             const float* h, int64_t B, int64_t t, float* z) {
+  for (int64_t u = lo; u < hi; ++u) {
+    const int64_t d = u / p.groups(), r0 = (u % p.groups()) * kGroup;
     Term terms[2];
-    const int n = in.terms(d, t, terms);
-    terms[n] = {u_h, h};
-    for (int k = 0; k <= n; ++k) terms[k].m.crow += d * per;
+    int n = in.terms(d, t, terms);
+    if (u_h) terms[n++] = {*u_h, h};
+    for (int k = 0; k < n; ++k) terms[k].m.crow += d * p.per;
     Start s = in.start(d, t);
-    if (s.bias) s.bias += d * per;
-    const int64_t r0 = std::max(lo, d * per) - d * per, r1 = std::min(hi, (d + 1) * per) - d * per;
-    csr_rows(terms, n + 1, r0, r1, B, s, z + d * per * B, true);
+    if (s.bias) s.bias += d * p.per;
+    const Rows rows_d{terms, n, panel, h, s, true};
+    rows(rows_d, d, r0, std::min(kGroup, p.per - r0), B, z + d * p.per * B);
+  }
+}
+
+// gates = w_b + W z for units [lo, hi) of the D*4 gate blocks: W CSR (block-diagonal, w) or
+// dense per gate (panel). Cells are updated after a barrier rather than by the thread that
+// computed their gates: that fusion saved a barrier a step but made each thread read all of z
+// instead of the half it wrote, and was slower at 2 threads (PTB's final shape, 2.23 against
+// 1.84 ms, measured side by side).
+void gate_units(const Csr* w, const Dense* panel, const Product& p, int64_t lo, int64_t hi, const float* bias_rows,
+                const float* z, int64_t B, float* gates) {
+  for (int64_t u = lo; u < hi; ++u) {
+    const int64_t q = u / p.groups(), r0 = (u % p.groups()) * kGroup;
+    Term term{w ? *w : Csr{}, z};
+    term.m.crow += w ? q * p.per : 0;
+    const Rows rows_q{&term, w ? 1 : 0, panel, z, {bias_rows + q * p.per * B, B, nullptr}, false};
+    rows(rows_q, q, r0, std::min(kGroup, p.per - r0), B, gates + q * p.per * B);
+  }
+}
+// The cell update of state rows [lo, hi) of D*H (row q: direction q / H, unit q % H), B wide,
+// from the gate rows f, i, o, g of each direction: one contiguous span per direction.
+void cell_rows(int64_t lo, int64_t hi, int64_t H, int64_t B, const float* gates, float* c, float* h, float* out_t) {
+  const int64_t n = H * B;
+  for (int64_t d = lo / H; d * H < hi; ++d) {
+    const int64_t q0 = std::max(lo, d * H), q1 = std::min(hi, (d + 1) * H);
+    const float* f = gates + (d * 4 * H + q0 % H) * B;
+    cell_span(f, f + n, f + 2 * n, f + 3 * n, c + q0 * B, h + q0 * B, out_t + q0 * B, (q1 - q0) * B);
   }
 }
 
@@ -391,7 +501,8 @@ at::Tensor hlstm_layer(const at::Tensor& x, const at::Tensor& order, const at::T
   const std::pair<const at::Tensor*, const char*> args[] = {{&x, "x"}, {&u_x, "u_x"}, {&u_b, "u_b"},
                                                               {&u_h, "u_h"}, {&w, "w"}, {&w_b, "w_b"}};
   for (const auto& [t, name] : args) check_float(*t, name);
-  const Matrix ux = Matrix::from(u_x), uh = Matrix::from(u_h), ww = Matrix::from(w);
+  TORCH_CHECK(x.dim() == 3, "x must be (T, B, I)");
+  const Matrix ux = Matrix::from(u_x, x.size(1)), uh = Matrix::from(u_h, x.size(1)), ww = Matrix::from(w, x.size(1));
   const at::Tensor bias = w_b.contiguous(), ub = u_b.contiguous();
   TORCH_CHECK(x.dim() == 3 && bias.dim() == 2, "x must be (T, B, I) and w_b (D*4, H)");
   const int64_t T = x.size(0), B = x.size(1), H = bias.size(1), D = bias.size(0) / 4;
@@ -419,63 +530,37 @@ at::Tensor hlstm_layer(const at::Tensor& x, const at::Tensor& order, const at::T
   float* gp = gates.data_ptr<float>();
   float* op = scratch(kSteps, T * D * H * B);  // (T, D, H, B): each step's outputs, step order
   float* yp = y.data_ptr<float>();
-  const Start gate_start{bias_rows.data_ptr<float>(), B, nullptr};
   const int64_t n = H * B;
 
-  if (uh.csr && ww.csr) {
-    // One parallel region for the whole loop, three barriers a step: forking per product
-    // (at::parallel_for) cost more than a second thread saved.
-    const Csr a = uh.view();
-    const Term w_term{ww.view(), zp};
+  // Dense per-step matrices are packed once per call into kGroup-row panels (rows16).
+  std::unique_ptr<Panel> uh_panel, w_panel;
+  if (!uh.csr) uh_panel = std::make_unique<Panel>(uh.dense.reshape({D, 4 * G, H}).contiguous());
+  if (!ww.csr) w_panel = std::make_unique<Panel>(ww.dense.reshape({D * 4, H, G}).contiguous());
+  const Csr uh_csr = uh.csr ? uh.view() : Csr{}, w_csr = ww.csr ? ww.view() : Csr{};
+  const Csr* uh_m = uh.csr ? &uh_csr : nullptr;
+  const Csr* w_m = ww.csr ? &w_csr : nullptr;
+  const Dense* uh_d = uh.csr ? nullptr : &uh_panel->view;
+  const Dense* w_d = ww.csr ? nullptr : &w_panel->view;
+  const Product z_rows{D, 4 * G};
+  const Product g_rows{D * 4, H};
+  const float* brp = bias_rows.data_ptr<float>();
+  // One parallel region for the whole loop, three barriers a step, whatever the formats: forking
+  // per product (at::parallel_for, or an ATen GEMM per step) cost more than a second thread saved.
 #pragma omp parallel num_threads(std::max(1, at::get_num_threads()))
-    {
-      const int64_t id = omp_get_thread_num(), nt = omp_get_num_threads();
-      auto lo = [&](int64_t total) { return total * id / nt; };
-      auto hi = [&](int64_t total) { return total * (id + 1) / nt; };
-      for (int64_t t = 0; t < T; ++t) {
-        first_rows(*in, a, lo(R), hi(R), per, D, hp, B, t, zp);
+  {
+    const int64_t id = omp_get_thread_num(), nt = omp_get_num_threads();
+    auto lo = [&](int64_t total) { return total * id / nt; };
+    auto hi = [&](int64_t total) { return total * (id + 1) / nt; };
+    for (int64_t t = 0; t < T; ++t) {
+      z_units(*in, uh_m, uh_d, z_rows, lo(z_rows.units()), hi(z_rows.units()), hp, B, t, zp);
 #pragma omp barrier
-        csr_rows(&w_term, 1, lo(D * 4 * H), hi(D * 4 * H), B, gate_start, gp, false);
+      gate_units(w_m, w_d, g_rows, lo(g_rows.units()), hi(g_rows.units()), brp, zp, B, gp);
 #pragma omp barrier
-        cell_rows(lo(D * H), hi(D * H), H, B, gp, cp, hp, op + t * D * n);
+      cell_rows(lo(D * H), hi(D * H), H, B, gp, cp, hp, op + t * D * n);
 #pragma omp barrier
-      }
-      for (int64_t t = lo(T); t < hi(T); ++t) frames.combine(op, t, H, yp);
     }
-    return y;
+    for (int64_t t = lo(T); t < hi(T); ++t) frames.combine(op, t, H, yp);
   }
-  at::Tensor pre_t = at::empty({R, B}, opts);  // a dense U_h product's input half, one step
-  float* pp = pre_t.data_ptr<float>();
-  const Term w_term{ww.csr ? ww.view() : Csr{}, zp};
-  for (int64_t t = 0; t < T; ++t) {
-    // z = relu(input half + U_h h), all directions at once
-    if (uh.csr) {
-      first_rows(*in, uh.view(), 0, R, per, D, hp, B, t, zp);
-    } else {
-      for (int64_t d = 0; d < D; ++d) {
-        Term terms[1];
-        Start s = in->start(d, t);
-        if (s.bias) s.bias += d * per;
-        const int k = in->terms(d, t, terms);
-        if (k) terms[0].m.crow += d * per;
-        csr_rows(terms, k, 0, per, B, s, pp + d * per * B, false);
-      }
-      at::Tensor z3 = z.view({D, 4 * G, B});
-      at::baddbmm_out(z3, pre_t.view({D, 4 * G, B}), uh.dense, h);
-      z.clamp_min_(0.0f);
-    }
-    // gates = w_b + W z
-    if (ww.csr) {
-      csr_rows(&w_term, 1, 0, D * 4 * H, B, gate_start, gp, false);
-    } else {
-      at::Tensor g3 = gates.view({D * 4, H, B});
-      at::baddbmm_out(g3, bias_rows.view({D * 4, H, B}), ww.dense, z.view({D * 4, G, B}));
-    }
-    cell_rows(0, D * H, H, B, gp, cp, hp, op + t * D * n);
-  }
-  at::parallel_for(0, T, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t t = lo; t < hi; ++t) frames.combine(op, t, H, yp);
-  });
   return y;
 }
 
