@@ -43,6 +43,7 @@ def test_flow_then_retarget(repo, tmp_path):
         assert list(curve[metric]) == pytest.approx(list(history[metric]))
         assert check_report(repo.path, task, tmp_path) > 30
     _every_curve_plot_has_points(repo)
+    _the_targets_benchmark_runs_on_the_flow_s_models(repo, tmp_path)
     speech = pd.read_csv(repo.path / "metrics/an4/steps.csv")
     assert (speech["cer"] >= 0).all() and speech.loc[0, "format"] == "nn.LSTM"
     again = repo.dvc("repro")
@@ -69,3 +70,16 @@ def _every_curve_plot_has_points(repo) -> None:
         points = [p for r in shown["data"][name] for p in r["anchor_definitions"]["<DVC_METRIC_DATA>"]]
         assert points, f"plot {name!r} has no points"
         assert all("_curves/plots/metrics/" in p["filename"] for p in points), name
+
+
+def _the_targets_benchmark_runs_on_the_flow_s_models(repo, tmp_path) -> None:
+    """benchmarks/targets.py (the issues' targets, README) reads the checkpoints this flow wrote
+    and reports every model: it once broke unnoticed when the baseline's checkpoint changed."""
+    for task in ("ptb", "an4"):
+        out = tmp_path / f"targets_{task}.json"
+        repo.run("python", "benchmarks/targets.py", task, "--rounds", "1", "--threads", "1", "--out", str(out))
+        result = json.loads(out.read_text())
+        timed = result["threads"]["1"]
+        assert {"baseline", "final", "dense_hlstm"} <= set(timed)
+        assert timed["final"]["speedup_recurrent_x"] > 0 and timed["final"]["fraction_of_bound"] > 0
+        assert result["compression_x"] > 0 and len(result["targets"]) == 2 + 1 + 3
