@@ -7,6 +7,7 @@ import torch
 
 from symbiotic.errors import UserError
 from symbiotic.models.lm import HLSTMLanguageModel, LMConfig
+from symbiotic.runtime import native
 from symbiotic.runtime.formats import MATRICES
 from symbiotic.runtime.lm import InferenceHLSTMLayer, export, from_state, latency_inputs, to_state
 from symbiotic.sparsity.masks import random_masks
@@ -61,8 +62,12 @@ def test_export_matches_at_batch_16(formats, runtime):
 
 
 @pytest.mark.parametrize("decoder", ["dense", "csr"])
-def test_decoder_formats_match_and_round_trip(decoder, tmp_path):
-    """A pruned decoder in CSR: the same logits (a transposed view), saved and loaded as such."""
+def test_decoder_formats_match_and_round_trip(decoder, tmp_path, runtime, monkeypatch):
+    """A pruned decoder in CSR: the same logits (a transposed view), saved and loaded as such,
+    its product the native one (csr_mm) exactly when the native runtime is chosen."""
+    products = []
+    real = native.csr_mm
+    monkeypatch.setattr(native, "csr_mm", lambda *a: products.append(1) or real(*a))
     model = _model()
     with torch.no_grad():
         model.mask_decoder_w.copy_((torch.rand(model.mask_decoder_w.shape, generator=torch.Generator().manual_seed(5))
@@ -79,6 +84,7 @@ def test_decoder_formats_match_and_round_trip(decoder, tmp_path):
     state["decoder_format"] = "coo"
     with pytest.raises(UserError, match="decoder_format"):
         from_state(state)
+    assert bool(products) == (decoder == "csr" and runtime == "native")
 
 
 def test_csr_layouts_and_shapes():

@@ -10,6 +10,7 @@ from symbiotic.models.hlstm import HLSTMLayer
 from symbiotic.runtime import native
 from symbiotic.runtime.ds2 import InferenceBiHLSTM, _bi_recurrence
 from symbiotic.runtime.lm import InferenceHLSTMLayer
+from symbiotic.runtime.packing import to_csr
 from symbiotic.sparsity.masks import apply_masks, random_masks
 
 FORMATS = [dict(zip(("u_x", "u_h", "w"), f)) for f in itertools.product(("dense", "csr"), repeat=3)]
@@ -122,3 +123,57 @@ def test_the_kernel_reads_strided_inputs_as_contiguous_ones(u_x, B):
     exported = InferenceHLSTMLayer.from_trained(_layer(), {**CSR, "u_x": u_x})
     x = torch.randn(B, 3, exported.input_size, generator=torch.Generator().manual_seed(5)).transpose(0, 1)
     assert torch.equal(exported.native(x), exported.native(x.contiguous()))
+
+
+def _csr(V, K, density, seed, empty_rows=()):
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(V, K, generator=gen) * (torch.rand(V, K, generator=gen) < density)
+    w[list(empty_rows)] = 0.0
+    return w, to_csr(w)
+
+
+@pytest.mark.parametrize("N", [1, 15, 16, 17, 128, 129, 300])
+@pytest.mark.parametrize("bias", [True, False])
+def test_csr_product_equals_the_dense_product(N, bias):
+    """Every chunk width (N = 300 is two 128-column chunks and a 44-column masked one), rows with
+    no nonzeros (their output is the bias alone), with and without a bias."""
+    w, a = _csr(37, 21, 0.3, seed=N, empty_rows=(0, 5, 36))
+    x = torch.randn(21, N, generator=torch.Generator().manual_seed(7))
+    b = torch.randn(37, generator=torch.Generator().manual_seed(8)) if bias else None
+    expected = w @ x + (b[:, None] if bias else 0.0)
+    out = native.csr_mm(a, x, b)
+    assert out.shape == (37, N) and (out - expected).abs().max() <= 1e-5
+
+
+def test_csr_product_reads_a_transposed_x_and_gives_the_same_numbers_on_one_and_two_threads():
+    _, a = _csr(200, 33, 0.2, seed=3)
+    x = torch.randn(140, 33, generator=torch.Generator().manual_seed(9)).t()  # (33, 140), strided
+    b = torch.randn(200, generator=torch.Generator().manual_seed(10))
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            outs.append(native.csr_mm(a, x, b))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], native.csr_mm(a, x.contiguous(), b))
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda a, x, b: (a.to_dense(), x, b), "CSR"),
+    (lambda a, x, b: (a, x[:-1], b), "K"),
+    (lambda a, x, b: (a, x, b[:-1]), "bias"),
+    (lambda a, x, b: (a, x.double(), b), "float32"),
+])
+def test_the_csr_product_refuses_mismatched_operands(make, match):
+    _, a = _csr(9, 6, 0.5, seed=4)
+    with pytest.raises(RuntimeError, match=match):
+        native.csr_mm(*make(a, torch.randn(6, 20), torch.randn(9)))
+
+
+def test_the_csr_product_of_no_columns_or_no_rows_is_empty():
+    _, a = _csr(9, 6, 0.5, seed=5)
+    assert native.csr_mm(a, torch.randn(6, 0)).shape == (9, 0)
+    _, none = _csr(0, 6, 0.5, seed=5)
+    assert native.csr_mm(none, torch.randn(6, 4)).shape == (0, 4)

@@ -90,12 +90,16 @@ def decode(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     CSR runs as W @ x^T on a contiguous (H, T*B) copy of x (the small side; a CSR product on a
     transposed view is several times slower), and the (V, T*B) result is returned as a
     transposed VIEW: copying the vocabulary-sized output back cost more than the sparse
-    product saved (measured on this CPU at V = 10,000, H = 256, T*B = 1120).
+    product saved (measured on this CPU at V = 10,000, H = 256, T*B = 1120). The product is
+    the native runtime's (:func:`symbiotic.runtime.native.csr_mm`) where it runs: MKL's, through
+    torch.addmm, did a fifth of the dense GEMM's multiply-adds per second (README, "The decoder").
     """
     if w.layout != torch.sparse_csr:
         return F.linear(x, w, b)
     T, B, H = x.shape
-    out = torch.addmm(b.unsqueeze(1), w, x.permute(2, 0, 1).reshape(H, T * B))  # (V, T*B)
+    xt = x.permute(2, 0, 1).reshape(H, T * B)
+    out = native.csr_mm(w, xt, b) if native.runs(x) and w.crow_indices().dtype == torch.int32 \
+        else torch.addmm(b.unsqueeze(1), w, xt)  # (V, T*B)
     return out.t().view(T, B, -1)
 
 

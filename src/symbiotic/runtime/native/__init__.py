@@ -1,5 +1,5 @@
-"""The compiled layer (``hlstm.cpp``: input product and time loop), built with
-``torch.utils.cpp_extension`` on first use.
+"""The compiled runtime, built with ``torch.utils.cpp_extension`` on first use: the layer
+(``hlstm.cpp``: input product and time loop) and the decoder's CSR product (``csr_mm.cpp``).
 
     python -m symbiotic.runtime.native        # build now (scripts/setup does), print where
 
@@ -22,9 +22,9 @@ from torch import Tensor
 
 from symbiotic.errors import UserError
 
-__all__ = ["wanted", "runs", "runs_on", "build_dir", "load", "hlstm_layer"]
+__all__ = ["wanted", "runs", "runs_on", "build_dir", "load", "hlstm_layer", "csr_mm"]
 
-SOURCE = Path(__file__).with_name("hlstm.cpp")
+SOURCES = [Path(__file__).with_name("hlstm.cpp"), Path(__file__).with_name("csr_mm.cpp")]
 RUNTIMES = ("native", "torch")
 
 
@@ -64,7 +64,7 @@ def load():
     folder.mkdir(parents=True, exist_ok=True)
     flags = ["-O3", "-march=native", "-fopenmp", "-ffast-math"]  # -ffast-math: vector expf (libmvec)
     try:
-        return cpp_extension.load("symbiotic_native", [str(SOURCE)], extra_cflags=flags,
+        return cpp_extension.load("symbiotic_native", [str(s) for s in SOURCES], extra_cflags=flags,
                                   extra_ldflags=["-fopenmp", "-lmvec"], build_directory=str(folder), verbose=False)
     except (RuntimeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
@@ -87,3 +87,8 @@ def hlstm_layer(x: Tensor, u_x: Tensor, u_b: Tensor, u_h: Tensor, w: Tensor, w_b
         u_h = u_h.unsqueeze(0)  # one direction
     order = x.new_empty(0, dtype=torch.int64) if order is None else order
     return load().hlstm_layer(x, order, u_x, u_b, u_h, w, w_b)
+
+
+def csr_mm(a: Tensor, x: Tensor, bias: Tensor | None = None) -> Tensor:
+    """bias[:, None] + a @ x: a (V, K) CSR with int32 indices, x (K, N) -> (V, N) (csr_mm.cpp)."""
+    return load().csr_mm(a, x, x.new_empty(0) if bias is None else bias)

@@ -564,6 +564,9 @@ at::Tensor hlstm_layer(const at::Tensor& x, const at::Tensor& order, const at::T
   return y;
 }
 
+at::Tensor csr_mm(const at::Tensor& a, const at::Tensor& x, const at::Tensor& bias);  // csr_mm.cpp
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("hlstm_layer", &hlstm_layer, "one H-LSTM layer of D directions: input product and time loop");
+  m.def("csr_mm", &csr_mm, "bias + CSR a (V, K) @ x (K, N): the decoder's product");
 }
