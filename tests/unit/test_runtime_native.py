@@ -177,3 +177,18 @@ def test_the_csr_product_of_no_columns_or_no_rows_is_empty():
     assert native.csr_mm(a, torch.randn(6, 0)).shape == (9, 0)
     _, none = _csr(0, 6, 0.5, seed=5)
     assert native.csr_mm(none, torch.randn(6, 4)).shape == (0, 4)
+
+
+def test_the_csr_product_reuses_its_output_only_once_the_caller_has_dropped_every_view_of_it():
+    w, a = _csr(50, 8, 0.4, seed=6)
+    x = torch.randn(8, 40, generator=torch.Generator().manual_seed(11))
+    first = native.csr_mm(a, x)
+    kept = first.t()[3:7]  # a view the caller keeps: its values must survive the next call
+    expected = kept.clone()
+    del first
+    second = native.csr_mm(a, 2 * x)
+    assert second.data_ptr() != kept.data_ptr() and torch.equal(kept, expected)
+    assert (second - 2 * (w @ x)).abs().max() <= 1e-5
+    ptr = second.data_ptr()
+    del second, kept
+    assert native.csr_mm(a, x).data_ptr() == ptr  # nothing holds it now: reused, no fresh pages

@@ -4,8 +4,8 @@
 // product of the runtime, and MKL's CSR product (torch.addmm) ran a decoder pruned to 19.5%
 // density no faster than the dense GEMM ran the whole matrix (README, "The decoder"). Here
 // each thread takes a contiguous share of A's rows and walks X in column chunks of kVectors
-// AVX-512 vectors: a chunk of X (K x 128 floats, ~84 KB at K = 164) stays in L2 while the
-// thread's rows pass over it, a row's chunk of out stays in kVectors registers (independent FMA
+// AVX-512 vectors: a chunk of X (K x 64 floats) stays in cache while the thread's rows
+// pass over it, a row's chunk of out stays in kVectors registers (independent FMA
 // chains), and each nonzero is one broadcast and kVectors FMAs against one row of X.
 
 #include <torch/extension.h>
@@ -27,11 +27,12 @@ struct CsrRows {
 };
 
 #ifdef __AVX512F__
-// Vectors of a column chunk: 8 (128 columns) ran fastest of the widths 2, 3, 4 and 8 measured at
-// PTB's final decoder shape, and running 2, 3, 4 or 8 rows interleaved per chunk was slower
-// than one row at a time (README, "The decoder").
+// Vectors of a column chunk: 4 (64 columns; a 42 KB chunk of X at K = 164). At PTB's final
+// decoder shape (V = 10,000, K = 164, N = 1120, 19.5% dense), with the output reused, widths of
+// 2, 3, 4, 5, 6 and 8 vectors took 19.2, 16.6, 14.1-15.2, 14.5, 25.7 and 27.4 ms on 1 thread,
+// and interleaving 2-8 rows per chunk (more independent FMA chains) was slower than one row.
 #ifndef CSR_NV
-#define CSR_NV 8
+#define CSR_NV 4
 #endif
 constexpr int kVectors = CSR_NV;
 
@@ -121,6 +122,17 @@ int64_t share_start(const int32_t* crow, int64_t V, int64_t id, int64_t nt) {
   return std::lower_bound(crow, crow + V + 1, target) - crow;
 }
 
+// The (V, N) output, reused across calls once the caller holds no view of the last one: a fresh
+// output (45 MB for PTB's decoder) was new pages on every call, and faulting them in cost about
+// as much as the product itself (README, "The decoder"). The caller gets a view, so that
+// nothing it does to its tensor's shape reaches the one kept here.
+at::Tensor output(int64_t V, int64_t N, const at::TensorOptions& options) {
+  thread_local at::Tensor kept;
+  const bool free = kept.defined() && kept.storage().use_count() == 1 && kept.size(0) == V && kept.size(1) == N;
+  if (!free) kept = at::empty({V, N}, options);
+  return kept.view({V, N});
+}
+
 }  // namespace
 
 // a: CSR (V, K) float32 with int32 indices; x: (K, N) float32 (made contiguous); bias: (V,) or
@@ -141,7 +153,7 @@ at::Tensor csr_mm(const at::Tensor& a, const at::Tensor& x_, const at::Tensor& b
   const CsrRows m{crow.data_ptr<int32_t>(), col.data_ptr<int32_t>(), val.data_ptr<float>()};
   const float* xp = x.data_ptr<float>();
   const float* bp = bias.numel() ? bias.data_ptr<float>() : nullptr;
-  at::Tensor out = at::empty({V, N}, x.options());
+  at::Tensor out = output(V, N, x.options());
   if (V == 0 || N == 0) return out;
   float* op = out.data_ptr<float>();
 #pragma omp parallel num_threads(std::max(1, at::get_num_threads()))
