@@ -26,6 +26,13 @@ def training_args(task: str, name: str, data: str = "data") -> list[str]:
             "--history", f"plots/{name}.csv"]
 
 
+def timed(key: str) -> bool:
+    """Metric keys that a run's timings decide, so two runs of the same training may differ in
+    them: the export's latencies and speedups, and which widths ship (when thinning moved a width,
+    the faster of two exports timed side by side: a near tie can go either way)."""
+    return "_ms" in key or "speedup" in key or key in ("widths.shipped", "widths.reason")
+
+
 def fingerprint(folder: Path) -> dict[str, str]:
     """SHA256 of every file under ``folder``; excluded: the resume folder (it may hold progress)
     and the params file that ``run_stage`` writes for each run."""

@@ -15,7 +15,7 @@ import time
 import pytest
 import torch
 
-from faults.harness import assert_refused, run_stage, training_args
+from faults.harness import assert_refused, run_stage, timed, training_args
 from helpers import ROOT, tiny_params_file, tiny_prepared_ptb
 
 # Dropout off: with it each process draws its own noise for its share, which one process cannot
@@ -57,9 +57,8 @@ def _metrics(folder, name: str) -> dict:
 
 
 def _timed(key: str) -> bool:
-    """Keys that timings decide (rank 0 measured them): the export's formats and widths."""
-    return ("_ms" in key or "speedup" in key
-            or key.startswith(("formats.", "decoder_format", "widths.shipped", "widths.reason")))
+    """Keys that timings decide (rank 0 measured them): the harness's, and the export's formats."""
+    return timed(key) or key.startswith(("formats.", "decoder_format"))
 
 
 def _state(folder, name: str) -> dict:

@@ -14,7 +14,7 @@ import time
 import pytest
 import torch
 
-from faults.harness import run_stage, training_args
+from faults.harness import run_stage, timed, training_args
 from helpers import ROOT, tiny_params_file, tiny_prepared_ptb
 
 EXTRA = {"train": {"ptb": {"train_tokens": None}}, "baseline": {"ptb": {"epochs": 3}},
@@ -58,13 +58,7 @@ def _kill_after_first_save(cwd, name: str) -> None:
 
 def _outputs(cwd, name: str) -> tuple[dict, dict]:
     metrics = json.loads((cwd / "metrics" / f"{name}.json").read_text())
-    metrics.pop("seconds", None)  # wall time is the one field that differs
-    for key in [k for k in metrics if "_ms" in k or "speedup" in k]:
-        metrics.pop(key)  # as are the export's timings
-    for key in ("widths.shipped", "widths.reason"):
-        # when thinning moved a width, the export that ships is whichever was faster when timed
-        # side by side: a fresh measurement, not training state, so a near tie can go either way
-        metrics.pop(key, None)
+    metrics = {k: v for k, v in metrics.items() if k != "seconds" and not timed(k)}  # wall time, timings
     return metrics, torch.load(cwd / "models" / f"{name}.pt", weights_only=True)["state_dict"]
 
 
